@@ -1,0 +1,49 @@
+# Every target creates what it needs; nothing has to be installed or
+# activated by hand.  PYTHON picks the interpreter that builds the venvs.
+PYTHON ?= python3
+VENV ?= .venv
+BENCH_VENV ?= .venv-bench
+PY := $(VENV)/bin/python
+BPY := $(BENCH_VENV)/bin/python
+# Expose every pyenv interpreter to tox where pyenv exists.
+PYENV_ALL := 3.11.7:3.10.13:3.12.1:3.13.0
+
+.PHONY: demo test tox lint bench soak docs clean
+
+$(VENV)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/04_adaptive_sizing.py
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
+
+soak: $(VENV)/.installed
+	$(PY) -m pytest -m soak -p no:timeout $(PYTEST_ARGS)
+
+$(VENV)/.tox: $(VENV)/.installed
+	$(PY) -m pip install --quiet 'tox>=4'
+	touch $@
+
+tox: $(VENV)/.tox
+	if command -v pyenv >/dev/null 2>&1; then export PYENV_VERSION=$(PYENV_ALL); fi; \
+	$(VENV)/bin/tox run-parallel --parallel 2 --parallel-no-spinner
+
+lint: $(VENV)/.tox
+	$(VENV)/bin/tox run -e lint
+
+$(BENCH_VENV)/.installed: setup.cfg setup.py
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BPY) -m pip install --quiet --upgrade pip
+	$(BPY) -m pip install --quiet -e . 'leasepool==0.1.3' 'neotasker==0.0.41'
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BPY) -m benchmarks $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) .tox build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
