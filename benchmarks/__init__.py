@@ -1,0 +1,1 @@
+"""neoleasepool benchmarks: ``make bench`` (or ``python -m benchmarks``)."""

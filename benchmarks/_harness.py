@@ -1,0 +1,100 @@
+"""A tiny benchmark harness: medians of repeated runs, reported as ratios.
+
+These machines are shared and noisy, so every row compares our figure with
+a baseline measured in the same run, and each figure is the median of
+several repetitions timed with ``time.perf_counter``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Reporter", "Row", "have", "median_seconds"]
+
+
+def have(module: str) -> bool:
+    """Whether ``module`` can be imported (a baseline may be missing)."""
+    return importlib.util.find_spec(module) is not None
+
+
+def median_seconds(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@dataclass
+class Row:
+    """One comparison: ours against a baseline measured in the same run."""
+
+    name: str
+    unit: str
+    ours: float
+    baseline_name: str
+    baseline: float | None
+    higher_is_better: bool = True
+    target: float | None = None
+    notes: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """How many times better ours is (>1 is better), or None."""
+        if self.baseline in (None, 0) or self.ours == 0:
+            return None
+        assert self.baseline is not None
+        if self.higher_is_better:
+            return self.ours / self.baseline
+        return self.baseline / self.ours
+
+    @property
+    def meets_target(self) -> bool | None:
+        ratio = self.ratio
+        if ratio is None or self.target is None:
+            return None
+        return ratio >= self.target
+
+
+@dataclass
+class Reporter:
+    """Collects rows and prints them as a table or as JSON."""
+
+    rows: list[Row] = field(default_factory=list)
+    verbose: bool = True
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        if self.verbose:
+            print(self._format(row), flush=True)
+        return row
+
+    @staticmethod
+    def _format(row: Row) -> str:
+        ratio = "n/a" if row.ratio is None else f"{row.ratio:.2f}x"
+        base = "missing" if row.baseline is None else f"{row.baseline:,.4g}"
+        target = ""
+        if row.target is not None:
+            verdict = {True: "ok", False: "MISSED", None: "?"}[row.meets_target]
+            target = f"  target >= {row.target:g}x: {verdict}"
+        notes = f"  ({row.notes})" if row.notes else ""
+        return (
+            f"{row.name:<48} ours {row.ours:>12,.4g} {row.unit:<10} "
+            f"{row.baseline_name} {base:>12}  ratio {ratio:>7}{target}{notes}"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            [asdict(r) | {"ratio": r.ratio, "meets_target": r.meets_target} for r in self.rows],
+            indent=2,
+        )
