@@ -9,6 +9,14 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
+from .backends import (
+    Backend,
+    BackendSession,
+    ExecutorBackend,
+    PoolSpec,
+    backend_availability,
+    register_backend,
+)
 from .exceptions import (
     LeaseExpiredError,
     LeasePoolError,
@@ -17,10 +25,23 @@ from .exceptions import (
     UnsupportedBackendError,
     WrongLoopError,
 )
+from .lease import ExecutorLease, LeaseState
+from .manager import LeasedExecutorManager
+from .process_logging import ProcessLoggingConfig
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "Backend",
+    "BackendSession",
+    "ExecutorBackend",
+    "ExecutorLease",
+    "LeaseState",
+    "LeasedExecutorManager",
+    "PoolSpec",
+    "ProcessLoggingConfig",
+    "backend_availability",
+    "register_backend",
     "LeaseExpiredError",
     "LeasePoolError",
     "LeasePoolNotStartedError",

@@ -1,0 +1,266 @@
+"""Leases: a time-limited, exclusive loan of one pool (layer 2).
+
+A lease is a promise with two deadlines.  At the *soft* expiry
+(``leased_at + lease_seconds``) the holder should be done; at the *hard*
+expiry (soft expiry plus the manager's grace period) the manager revokes the
+lease: its executor proxy stops accepting work and the pool is shut down
+(process workers are killed) and replaced.
+
+Work is submitted through :attr:`ExecutorLease.executor`, a proxy that never
+hands out the pool itself.  Releasing a lease whose submitted work is still
+running *drains* it: the pool goes back to the manager only once that work
+has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from ._futures import transfer_concurrent
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["ExecutorLease", "LeaseState"]
+
+T = TypeVar("T")
+
+
+class LeaseState(enum.Enum):
+    """Where a lease is in its life."""
+
+    LIVE = "live"
+    """Accepting work."""
+    DRAINING = "draining"
+    """Released; waiting for submitted work to finish."""
+    SETTLING = "settling"
+    """Drained; the pool is on its way back to the manager."""
+    DONE = "done"
+    """Released and settled, revoked, or ended by the manager's stop."""
+
+
+class Pool:
+    """One executor owned by a manager, and the lease that holds it (if any).
+
+    ``on_done`` is bound once per pool so that a submission allocates no
+    callback object of its own.
+    """
+
+    __slots__ = ("broken", "executor", "index", "lease", "on_done")
+
+    def __init__(
+        self,
+        executor: Executor,
+        index: int,
+        on_done: Callable[[Pool, Future[Any]], None],
+    ) -> None:
+        self.executor = executor
+        self.index = index
+        self.broken = False
+        self.lease: LeaseRecord | None = None
+        self.on_done: Callable[[Future[Any]], None] = functools.partial(on_done, self)
+
+    def __repr__(self) -> str:
+        state = "broken" if self.broken else ("leased" if self.lease else "idle")
+        return f"<Pool #{self.index} {state}>"
+
+
+class LeaseRecord:
+    """The manager's bookkeeping for one lease (guarded by the manager lock)."""
+
+    __slots__ = (
+        "grace_seconds",
+        "hard_expires_at",
+        "lease_id",
+        "lease_seconds",
+        "leased_at",
+        "owner",
+        "pending",
+        "pool",
+        "soft_expires_at",
+        "state",
+    )
+
+    def __init__(
+        self,
+        lease_id: str,
+        owner: str | None,
+        pool: Pool,
+        leased_at: float,
+        lease_seconds: float,
+        grace_seconds: float,
+    ) -> None:
+        self.lease_id = lease_id
+        self.owner = owner
+        self.pool = pool
+        self.leased_at = leased_at
+        self.lease_seconds = lease_seconds
+        self.grace_seconds = grace_seconds
+        self.soft_expires_at = leased_at + lease_seconds
+        self.hard_expires_at = self.soft_expires_at + grace_seconds
+        self.pending: set[Future[Any]] = set()
+        self.state = LeaseState.LIVE
+
+
+class LeaseHost(Protocol):
+    """What a lease needs from its manager."""
+
+    def _submit(
+        self,
+        record: LeaseRecord,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Future[Any]: ...
+
+    async def _release_record(self, record: LeaseRecord) -> None: ...
+
+    def _owner_loop(self, method: str) -> asyncio.AbstractEventLoop: ...
+
+
+class LeasedExecutor(Executor):
+    """The executor a lease hands out: submits to the leased pool while the
+    lease is live; refuses ``shutdown()``.
+
+    After the lease is released or revoked, :meth:`submit` raises
+    :class:`~neoleasepool.exceptions.LeaseExpiredError`.
+    """
+
+    __slots__ = ("_host", "_record")
+
+    def __init__(self, host: LeaseHost, record: LeaseRecord) -> None:
+        self._host = host
+        self._record = record
+
+    def __repr__(self) -> str:
+        return f"<LeasedExecutor lease_id={self._record.lease_id} state={self._record.state.value}>"
+
+    def submit(  # type: ignore[override]
+        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)`` on the leased pool.
+
+        Thread-safe.
+
+        Raises:
+            LeaseExpiredError: If the lease was released or revoked.
+        """
+        return self._host._submit(self._record, fn, args, kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Refuse: the pool belongs to the manager.
+
+        Raises:
+            RuntimeError: Always; release the lease instead.
+        """
+        raise RuntimeError(
+            "a leased executor cannot be shut down; release the lease "
+            "(await lease.release() or leave its 'async with' block) and the "
+            "manager decides what happens to the pool"
+        )
+
+
+class ExecutorLease:
+    """An exclusive, expiring loan of one pool from a
+    :class:`~neoleasepool.manager.LeasedExecutorManager`.
+
+    Use it as an async context manager, or call :meth:`release` yourself::
+
+        async with await manager.acquire(owner="job-1") as lease:
+            value = await lease.run(compute, 42)
+
+    Attributes:
+        lease_id: Unique id of the lease within its manager.
+        owner: The diagnostic label given to ``acquire()``.
+        lease_seconds: Time until soft expiry.
+        grace_seconds: Extra time after soft expiry before revocation.
+        leased_at: ``time.monotonic()`` when the lease was granted.
+        executor: The leased pool's proxy executor.
+    """
+
+    __slots__ = ("_host", "_record", "executor")
+
+    def __init__(self, host: LeaseHost, record: LeaseRecord) -> None:
+        self._host = host
+        self._record = record
+        self.executor: Executor = LeasedExecutor(host, record)
+
+    def __repr__(self) -> str:
+        record = self._record
+        return (
+            f"<ExecutorLease {record.lease_id} owner={record.owner!r} "
+            f"state={record.state.value} pending={len(record.pending)}>"
+        )
+
+    @property
+    def lease_id(self) -> str:
+        return self._record.lease_id
+
+    @property
+    def owner(self) -> str | None:
+        return self._record.owner
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._record.lease_seconds
+
+    @property
+    def grace_seconds(self) -> float:
+        return self._record.grace_seconds
+
+    @property
+    def leased_at(self) -> float:
+        return self._record.leased_at
+
+    @property
+    def soft_expires_at(self) -> float:
+        """``time.monotonic()`` value at which the lease should be returned."""
+        return self._record.soft_expires_at
+
+    @property
+    def hard_expires_at(self) -> float:
+        """``time.monotonic()`` value at which the manager revokes the lease."""
+        return self._record.hard_expires_at
+
+    @property
+    def state(self) -> LeaseState:
+        """The lease's current :class:`LeaseState`."""
+        return self._record.state
+
+    @property
+    def active(self) -> bool:
+        """Whether the lease still accepts work."""
+        return self._record.state is LeaseState.LIVE
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on the leased pool and return its result.
+
+        Must be awaited on the manager's loop.  Cancelling the await cancels
+        the call if it has not started yet.
+
+        Raises:
+            LeaseExpiredError: If the lease was released or revoked.
+            WrongLoopError: If awaited on another loop.
+        """
+        loop = self._host._owner_loop("ExecutorLease.run")
+        future = self._host._submit(self._record, fn, args, kwargs)
+        return await transfer_concurrent(future, loop)
+
+    async def release(self) -> None:
+        """Return the pool to the manager; idempotent.
+
+        Work already submitted keeps running: the pool is handed back (or
+        shut down, when above the manager's target) once it has finished.
+        """
+        await self._host._release_record(self._record)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.release()
