@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
+from .aloop import ALoop
 from .backends import (
     Backend,
     BackendSession,
@@ -28,25 +29,45 @@ from .exceptions import (
 from .lease import ExecutorLease, LeaseState
 from .manager import LeasedExecutorManager
 from .process_logging import ProcessLoggingConfig
+from .supervisor import SupervisorInfo, TaskSupervisor, spawn, task_supervisor
+from .workers import (
+    BackgroundAsyncWorker,
+    BackgroundEventWorker,
+    BackgroundIntervalWorker,
+    BackgroundQueueWorker,
+    BackgroundWorker,
+    background_worker,
+)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "ALoop",
     "Backend",
     "BackendSession",
+    "BackgroundAsyncWorker",
+    "BackgroundEventWorker",
+    "BackgroundIntervalWorker",
+    "BackgroundQueueWorker",
+    "BackgroundWorker",
     "ExecutorBackend",
     "ExecutorLease",
-    "LeaseState",
-    "LeasedExecutorManager",
-    "PoolSpec",
-    "ProcessLoggingConfig",
-    "backend_availability",
-    "register_backend",
     "LeaseExpiredError",
     "LeasePoolError",
     "LeasePoolNotStartedError",
+    "LeaseState",
     "LeaseUnavailableError",
+    "LeasedExecutorManager",
+    "PoolSpec",
+    "ProcessLoggingConfig",
+    "SupervisorInfo",
+    "TaskSupervisor",
     "UnsupportedBackendError",
     "WrongLoopError",
     "__version__",
+    "backend_availability",
+    "background_worker",
+    "register_backend",
+    "spawn",
+    "task_supervisor",
 ]

@@ -126,11 +126,18 @@ class SupervisorPool:
             # Its threads finish the queued work, then exit; stop joins them.
             old.shutdown(wait=False)
 
-    def prespawn_locked(self) -> None:
+    def prespawn(self) -> None:
         """Start ``min_size`` threads now (thread pools only)."""
+        with self._lock:
+            self.prespawn_locked()
+
+    def prespawn_locked(self) -> None:
+        """:meth:`prespawn` with the lock held."""
         executor = self.executor
         count = min(self.min_size, self.max_size)
-        if count <= 0 or not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+        if count <= 0 or not isinstance(
+            executor, concurrent.futures.ThreadPoolExecutor
+        ):
             return
         # Each task waits until all have started, so each runs in a thread
         # of its own; the barrier replaces neotasker's sleep.

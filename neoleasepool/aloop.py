@@ -125,8 +125,10 @@ class ALoop:
         self._runs = 0
 
     def __repr__(self) -> str:
-        state = "active" if self._accepting else (
-            "stopped" if self._finished.is_set() else "stopping"
+        state = (
+            "active"
+            if self._accepting
+            else ("stopped" if self._finished.is_set() else "stopping")
         )
         return f"<ALoop {self.name!r} {state} submitted={self._submitted}>"
 
@@ -244,7 +246,9 @@ class ALoop:
             loop, request, thread = self._loop, self._stop_request, self.thread
         assert loop is not None and request is not None
         try:
-            loop.call_soon_threadsafe(_resolve_request, request, (deadline, cancel_tasks))
+            loop.call_soon_threadsafe(
+                _resolve_request, request, (deadline, cancel_tasks)
+            )
         except RuntimeError:
             # The loop is already closed: its thread is gone.
             self._finished.set()
@@ -256,7 +260,9 @@ class ALoop:
         """Wait until the current run has finished (not on its own thread)."""
         self._join(self.thread, timeout)
 
-    def _join(self, thread: threading.Thread | None, timeout: float | None = None) -> None:
+    def _join(
+        self, thread: threading.Thread | None, timeout: float | None = None
+    ) -> None:
         if thread is None or thread is threading.current_thread():
             return
         thread.join(timeout)
@@ -299,7 +305,9 @@ class ALoop:
                 timeout = None if deadline is None else deadline - time.monotonic()
                 if timeout is not None and timeout <= 0:
                     logger.warning(
-                        "aloop wait expired name=%s cancelling=%s", self.name, len(pending)
+                        "aloop wait expired name=%s cancelling=%s",
+                        self.name,
+                        len(pending),
                     )
                     break
                 await asyncio.wait(pending, timeout=timeout)
@@ -470,9 +478,7 @@ class ALoop:
             assert loop is not None
             return loop.call_soon_threadsafe(callback)
 
-    def call_sync(
-        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    def call_sync(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run the plain callable ``fn(*args, **kwargs)`` on the loop thread.
 
         Blocks for the result; use it to touch loop-bound state (an

@@ -1,0 +1,474 @@
+"""Background workers, the base kinds (layer 3, private; see ``workers``).
+
+A worker calls its *target* (the ``fn`` it was given, or its own ``run``
+method) over and over until it is stopped or the target returns ``False``.
+The kinds differ only in what each run waits for:
+
+* :class:`BackgroundWorker` -- nothing; the loop occupies a thread of the
+  supervisor's pool and calls a sync target back to back;
+* :class:`BackgroundAsyncWorker` -- nothing, but the loop is a coroutine on
+  an aloop; an async target is awaited there, a sync one runs in the pool;
+* :class:`~neoleasepool.workers.BackgroundIntervalWorker`,
+  :class:`~neoleasepool.workers.BackgroundQueueWorker` and
+  :class:`~neoleasepool.workers.BackgroundEventWorker` -- a timer, an
+  item on a queue, or a trigger (in :mod:`neoleasepool.workers`).
+
+Every wait is on an asyncio primitive or a future, so a put or a trigger
+from another thread reaches the target within one loop wake-up; neotasker's
+``poll_delay`` is kept as an attribute and never slept on.
+
+The target receives the keyword arguments given to :meth:`start`, plus
+``_worker`` (the worker), ``_name`` and ``o`` as in neotasker.  An exception
+from the target goes to ``on_error(**on_error_kwargs)`` (called inside the
+``except`` block) and the worker goes on; without ``on_error`` it is logged
+and the worker stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ._futures import transfer_concurrent
+from .aloop import CANCEL_GRACE_SECONDS, ALoop
+from .exceptions import LeasePoolNotStartedError, WrongLoopError
+from .supervisor import TaskSupervisor, task_supervisor
+from .types import Stats, WaitArg
+
+__all__ = ["BackgroundAsyncWorker", "BackgroundWorker"]
+
+logger = logging.getLogger(__name__)
+
+_numbers = itertools.count(1)
+
+LoopSpec = ALoop | str | asyncio.AbstractEventLoop | None
+
+
+class BackgroundWorker:
+    """Calls a sync target back to back in a thread of the supervisor's pool.
+
+    Subclass it and override :meth:`run`, or pass ``fn``.  The hooks
+    ``before_start``, ``after_start``, ``before_stop``, ``after_stop`` and
+    ``send_stop_events`` may be overridden too.
+
+    Args:
+        name: The worker's name (and scheduler name); generated if ``None``.
+        fn: The target; defaults to :meth:`run`.
+        supervisor: The supervisor it registers with; ``task_supervisor``
+            by default.
+        on_error: Called as ``on_error(**on_error_kwargs)`` when the target
+            raises; the worker then keeps going.
+        on_error_kwargs: Keyword arguments for ``on_error``.
+        o: Any object, passed to the target as ``o``.
+        poll_delay: Accepted for neotasker compatibility; unused.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        fn: Callable[..., Any] | None = None,
+        *,
+        supervisor: TaskSupervisor | None = None,
+        on_error: Callable[..., Any] | None = None,
+        on_error_kwargs: dict[str, Any] | None = None,
+        o: Any = None,
+        poll_delay: float | None = None,
+    ) -> None:
+        if fn is not None:
+            setattr(self, "run", fn)  # noqa: B010 - shadows the method
+        self.name = name or f"{type(self).__name__}_{next(_numbers)}"
+        self.supervisor = supervisor if supervisor is not None else task_supervisor
+        self.on_error = on_error
+        self.on_error_kwargs = dict(on_error_kwargs or {})
+        self.o = o
+        self.poll_delay = (
+            self.supervisor.poll_delay if poll_delay is None else poll_delay
+        )
+        self._lock = threading.RLock()
+        self._active = False
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self._target_kwargs: dict[str, Any] = {}
+        self._target_thread: int | None = None
+        self._future: concurrent.futures.Future[Any] | None = None
+        self._ready: threading.Event | None = None
+        self.runs = 0
+        self.errors = 0
+
+    def __repr__(self) -> str:
+        state = (
+            "active"
+            if self._active
+            else ("stopping" if self._started.is_set() else "stopped")
+        )
+        return f"<{type(self).__name__} {self.name!r} {state} runs={self.runs}>"
+
+    @property
+    def _name(self) -> str:
+        """neotasker's attribute for the scheduler name."""
+        return self.name
+
+    # ------------------------------------------------------------ overrides
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The target; override it or pass ``fn``.  Return ``False`` to stop."""
+        raise NotImplementedError(
+            f"{type(self).__name__} {self.name!r} has no target: pass fn= or "
+            f"override run()"
+        )
+
+    def before_start(self) -> None:
+        """Hook: called by :meth:`start` before the loop starts."""
+
+    def after_start(self) -> None:
+        """Hook: called by :meth:`start` once the loop runs."""
+
+    def before_stop(self) -> None:
+        """Hook: called by :meth:`stop` before anything else."""
+
+    def send_stop_events(self) -> None:
+        """Hook: wake the loop so that it sees the stop."""
+
+    def after_stop(self) -> None:
+        """Hook: called by :meth:`stop` at the end."""
+
+    # ---------------------------------------------------------------- state
+
+    def is_active(self) -> bool:
+        """Whether the worker is started and not asked to stop."""
+        return self._active
+
+    def is_started(self) -> bool:
+        """Whether the worker's loop is running."""
+        return self._started.is_set()
+
+    def is_stopped(self) -> bool:
+        """Whether the worker's loop has exited (``False`` before a start)."""
+        return self._stopped.is_set()
+
+    def stats(self) -> Stats:
+        """A JSON-serialisable snapshot of the worker."""
+        return {
+            "name": self.name,
+            "kind": type(self).__name__,
+            "active": self._active,
+            "started": self._started.is_set(),
+            "runs": self.runs,
+            "errors": self.errors,
+        }
+
+    # -------------------------------------------------------- start and stop
+
+    def start(self, **kwargs: Any) -> None:
+        """Start the worker; ``kwargs`` are passed to every target call.
+
+        Returns once the loop runs, so ``put_threadsafe`` and
+        ``trigger_threadsafe`` work at once.  Starting an active worker does
+        nothing.
+
+        Raises:
+            LeasePoolNotStartedError: If the supervisor is not running.
+            TypeError: If the target does not suit the worker kind.
+        """
+        with self._lock:
+            if self._active:
+                return
+            self.supervisor.require_active(f"{type(self).__name__}.start()")
+            self.before_start()
+            self._apply_start_options(kwargs)
+            target_kwargs = dict(kwargs)
+            target_kwargs.setdefault("_worker", self)
+            target_kwargs.setdefault("_name", self.name)
+            target_kwargs.setdefault("o", self.o)
+            self._target_kwargs = target_kwargs
+            self._started.clear()
+            self._stopped.clear()
+            self._active = True
+            try:
+                self._start()
+            except BaseException:
+                self._active = False
+                self._stopped.set()
+                self.supervisor.unregister_scheduler(self)
+                raise
+            self.after_start()
+        logger.debug("worker started name=%s", self.name)
+
+    def _apply_start_options(self, kwargs: dict[str, Any]) -> None:
+        """Pop the ``_loop``-style options that configure the worker itself."""
+
+    def _start(self) -> None:
+        if inspect.iscoroutinefunction(self.run):
+            raise TypeError(
+                f"BackgroundWorker {self.name!r} runs sync targets; use "
+                f"BackgroundAsyncWorker (or @background_worker) for async ones"
+            )
+        if isinstance(
+            self.supervisor.thread_pool, concurrent.futures.ProcessPoolExecutor
+        ):
+            raise TypeError(
+                f"BackgroundWorker {self.name!r} needs a thread pool, but the "
+                f"supervisor's pool is a ProcessPoolExecutor; use "
+                f"BackgroundAsyncWorker, whose sync targets may run in processes"
+            )
+        self.supervisor.register_sync_scheduler(self)
+        self._future = self.supervisor.spawn(self.loop)
+        self._wait_ready(self._future, wait=True)
+
+    def _wait_ready(self, future: concurrent.futures.Future[Any], wait: bool) -> None:
+        ready = threading.Event()
+        self._ready = ready
+        future.add_done_callback(lambda _: ready.set())
+        if self._started.is_set():
+            ready.set()
+        if wait:
+            ready.wait()
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            raise RuntimeError(
+                f"worker {self.name!r} failed to start"
+            ) from future.exception()
+
+    def loop(self) -> None:
+        """The worker loop (runs in a pool thread)."""
+        self._mark_started()
+        try:
+            while self._active and self._call_sync(self._target_kwargs):
+                pass
+        finally:
+            self._loop_exited()
+
+    def _call_sync(self, kwargs: dict[str, Any], *args: Any) -> bool:
+        """One sync target call, with error handling; ``False`` means stop."""
+        self._target_thread = threading.get_ident()
+        self.runs += 1
+        try:
+            return self.run(*args, **kwargs) is not False
+        except Exception:
+            return self._target_failed()
+        finally:
+            self._target_thread = None
+
+    def _target_failed(self) -> bool:
+        """Handle the exception being raised; whether the worker goes on."""
+        self.errors += 1
+        if self.on_error is None:
+            logger.exception("worker target failed, stopping name=%s", self.name)
+            return False
+        try:
+            self.on_error(**self.on_error_kwargs)
+        except Exception:
+            logger.exception("worker on_error failed name=%s", self.name)
+        return True
+
+    def _mark_started(self) -> None:
+        self._started.set()
+        ready = self._ready
+        if ready is not None:
+            ready.set()
+
+    def _loop_exited(self) -> None:
+        # The loop ended by itself (False, an error, cancellation) or by stop().
+        if self._active:
+            self._active = False
+            self.supervisor.unregister_scheduler(self)
+        self._started.clear()
+        self._stopped.set()
+        logger.debug("worker loop exited name=%s", self.name)
+
+    def _on_own_thread(self) -> bool:
+        """Whether the caller is the worker's loop or its running target."""
+        return self._target_thread == threading.get_ident()
+
+    def stop(self, wait: WaitArg = True) -> None:
+        """Stop the worker after its current run.
+
+        Args:
+            wait: ``True`` waits for the loop to finish; seconds bound that
+                wait, after which an async loop is cancelled; ``False``
+                returns at once.  A call from the worker's own target never
+                waits.
+        """
+        with self._lock:
+            if not self._active:
+                return
+            self.before_stop()
+            self._active = False
+            self.send_stop_events()
+            if wait is not False and not self._on_own_thread():
+                timeout = None if wait is True else float(wait)
+                if not self._stopped.wait(timeout):
+                    self._give_up_waiting()
+            self.supervisor.unregister_scheduler(self)
+            self.after_stop()
+        logger.debug("worker stopped name=%s", self.name)
+
+    def _give_up_waiting(self) -> None:
+        logger.warning("worker did not stop in time name=%s", self.name)
+
+    def restart(self, **kwargs: Any) -> None:
+        """Stop (waiting), then start with new target ``kwargs``."""
+        self.stop(wait=True)
+        self.start(**kwargs)
+
+
+class BackgroundAsyncWorker(BackgroundWorker):
+    """Runs its target back to back from a coroutine on an aloop.
+
+    An async target is awaited on the aloop; a sync target runs in the
+    supervisor's pool (or ``pool``), one call at a time.
+
+    Args:
+        name: See :class:`BackgroundWorker`.
+        fn: See :class:`BackgroundWorker`.
+        loop: The aloop (an :class:`ALoop`, its name, or its asyncio loop);
+            by default the supervisor's default aloop, else its own loop.
+            ``start(_loop=...)`` overrides it.
+        pool: An executor for sync targets instead of the supervisor's pool;
+            with a ``ProcessPoolExecutor`` the target gets no ``_worker``.
+        **kwargs: The options of :class:`BackgroundWorker`.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        fn: Callable[..., Any] | None = None,
+        *,
+        loop: LoopSpec = None,
+        pool: concurrent.futures.Executor | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, fn, **kwargs)
+        self._loop_spec: LoopSpec = loop
+        self.pool = pool
+        #: The aloop the worker runs on while started.
+        self.aloop: ALoop | None = None
+        #: neotasker's name: the asyncio loop the worker runs on.
+        self.worker_loop: asyncio.AbstractEventLoop | None = None
+        self._target_is_async = False
+
+    def _apply_start_options(self, kwargs: dict[str, Any]) -> None:
+        if "_loop" in kwargs:
+            self._loop_spec = kwargs.pop("_loop")
+
+    def _start(self) -> None:
+        aloop = self.supervisor.resolve_aloop(self._loop_spec)
+        self.aloop = aloop
+        self.worker_loop = aloop.get_loop()
+        self._target_is_async = inspect.iscoroutinefunction(self.run)
+        if self._executor_is_process_pool():
+            self._target_kwargs.pop("_worker", None)
+        self._prepare()
+        future = self.supervisor.register_scheduler(self)
+        self._future = future
+        self._wait_ready(future, wait=not aloop.in_loop_thread())
+
+    def _executor_is_process_pool(self) -> bool:
+        executor = self.pool if self.pool is not None else self.supervisor.thread_pool
+        return isinstance(executor, concurrent.futures.ProcessPoolExecutor)
+
+    def _prepare(self) -> None:
+        """Create the loop's asyncio primitives (before the loop starts)."""
+
+    def _on_own_thread(self) -> bool:
+        aloop = self.aloop
+        return super()._on_own_thread() or (
+            aloop is not None and aloop.in_loop_thread()
+        )
+
+    def _require_worker_loop(self, method: str, alternative: str) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is None or running is not self.worker_loop:
+            raise WrongLoopError(
+                f"{type(self).__name__}.{method}() must be awaited on the worker's "
+                f"own loop; from other threads or loops use {alternative}"
+            )
+
+    def _require_running(self, method: str) -> ALoop:
+        aloop = self.aloop
+        if not self._active or aloop is None:
+            raise LeasePoolNotStartedError(
+                f"{type(self).__name__} {self.name!r} is not running: call "
+                f"start() before {method}()"
+            )
+        return aloop
+
+    def _wake_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the worker's loop, if that loop still runs."""
+        aloop = self.aloop
+        if aloop is None:
+            return
+        try:
+            aloop.call_soon(fn, *args)
+        except LeasePoolNotStartedError:
+            pass  # the aloop is gone, and the worker loop with it
+
+    def _give_up_waiting(self) -> None:
+        super()._give_up_waiting()
+        future = self._future
+        if future is not None and future.cancel() and not self._on_own_thread():
+            self._stopped.wait(CANCEL_GRACE_SECONDS)
+
+    async def loop(self) -> None:  # type: ignore[override]
+        """The worker loop (a coroutine on the worker's aloop)."""
+        self._mark_started()
+        try:
+            await self._serve()
+        finally:
+            self._loop_exited()
+
+    async def _serve(self) -> None:
+        while self._active and await self._launch():
+            await asyncio.sleep(0)  # let other tasks run between targets
+
+    async def _launch(self, *args: Any) -> bool:
+        """Run the target once; whether the worker goes on."""
+        if not self._target_is_async:
+            future = self._submit_sync(*args)
+            return bool(await transfer_concurrent(future, asyncio.get_running_loop()))
+        self.runs += 1
+        try:
+            return await self.run(*args, **self._target_kwargs) is not False
+        except Exception:
+            return self._target_failed()
+
+    def _submit_sync(self, *args: Any) -> concurrent.futures.Future[Any]:
+        if self._executor_is_process_pool():
+            executor = self.pool or self.supervisor.thread_pool
+            self.runs += 1
+            future = executor.submit(self.run, *args, **self._target_kwargs)
+            return _process_outcome(self, future)
+        if self.pool is not None:
+            return self.pool.submit(self._call_sync, self._target_kwargs, *args)
+        return self.supervisor.spawn(self._call_sync, self._target_kwargs, *args)
+
+
+def _process_outcome(
+    worker: BackgroundWorker, future: concurrent.futures.Future[Any]
+) -> concurrent.futures.Future[bool]:
+    """Map a process-pool target's outcome to "go on?" as ``_call_sync`` does."""
+    outcome: concurrent.futures.Future[bool] = concurrent.futures.Future()
+
+    def _done(done: concurrent.futures.Future[Any]) -> None:
+        if done.cancelled():
+            outcome.cancel()
+            return
+        exc = done.exception()
+        if exc is None:
+            outcome.set_result(done.result() is not False)
+            return
+        try:
+            raise exc
+        except Exception:
+            outcome.set_result(worker._target_failed())
+
+    future.add_done_callback(_done)
+    return outcome
