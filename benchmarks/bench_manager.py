@@ -1,0 +1,152 @@
+"""LeasedExecutorManager: the per-item and the per-lease hot paths.
+
+Two rows, each against a baseline timed in the same run:
+
+* ``lease.run(noop)`` against plain ``loop.run_in_executor`` on a
+  ``ThreadPoolExecutor`` of the same size: what a lease costs per call.
+  Both sides do the same thing: ``ITEMS`` awaits in batches of ``BATCH``
+  gathered calls.
+* acquire, run one no-op, release, in a loop, against leasepool 0.1.3's
+  ``LeasedExecutorManager`` built with the same arguments: what a lease
+  costs per lease.  Neither side configures logging (the default: no
+  handlers, root level WARNING), so INFO calls are dropped the same way.
+
+Ours and the baseline alternate within each repetition, so that drift on a
+shared machine hits both sides alike; each figure is the median.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from neoleasepool import LeasedExecutorManager
+
+from ._harness import Reporter, Row, have
+
+WORKERS = 4
+ITEMS = 20_000
+BATCH = 50
+LEASE_CYCLES = 5_000
+REPEAT = 7
+WARMUP = 1
+
+# Identical constructor arguments for ours and leasepool's manager.  A long
+# lease and check interval keep the checker out of the measurement.
+MANAGER_KWARGS: dict[str, Any] = {
+    "backend": "thread",
+    "max_pools": 2,
+    "min_pools": 1,
+    "workers_per_pool": WORKERS,
+    "check_interval": 60.0,
+    "default_lease_seconds": 60.0,
+}
+
+
+def noop() -> None:
+    return None
+
+
+Timed = Callable[[], Awaitable[None]]
+
+
+async def _alternating_medians(
+    sides: list[Timed], *, repeat: int = REPEAT, warmup: int = WARMUP
+) -> list[float]:
+    """Median seconds of each side, the sides alternating every repetition."""
+    for _ in range(warmup):
+        for side in sides:
+            await side()
+    times: list[list[float]] = [[] for _ in sides]
+    for _ in range(repeat):
+        for index, side in enumerate(sides):
+            start = time.perf_counter()
+            await side()
+            times[index].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+async def _batches(call: Callable[[], Awaitable[Any]]) -> None:
+    for _ in range(ITEMS // BATCH):
+        await asyncio.gather(*[call() for _ in range(BATCH)])
+
+
+async def _run_throughput() -> tuple[float, float]:
+    loop = asyncio.get_running_loop()
+    manager = LeasedExecutorManager(**MANAGER_KWARGS)
+    await manager.start()
+    plain = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="bench-plain")
+    try:
+        async with await manager.acquire(owner="bench") as lease:
+
+            async def ours() -> None:
+                await _batches(lambda: lease.run(noop))
+
+            async def baseline() -> None:
+                await _batches(lambda: loop.run_in_executor(plain, noop))
+
+            ours_s, base_s = await _alternating_medians([ours, baseline])
+    finally:
+        plain.shutdown(wait=True)
+        await manager.stop()
+    return ITEMS / ours_s, ITEMS / base_s
+
+
+async def _lease_cycles(manager: Any) -> None:
+    for _ in range(LEASE_CYCLES):
+        lease = await manager.acquire(owner="bench")
+        await lease.run(noop)
+        await lease.release()
+
+
+async def _run_lease_cycle(with_baseline: bool) -> tuple[float, float | None]:
+    managers: list[Any] = [LeasedExecutorManager(**MANAGER_KWARGS)]
+    if with_baseline:
+        import leasepool
+
+        managers.append(leasepool.LeasedExecutorManager(**MANAGER_KWARGS))
+    for manager in managers:
+        await manager.start()
+    try:
+        sides: list[Timed] = [functools.partial(_lease_cycles, m) for m in managers]
+        medians = await _alternating_medians(sides)
+    finally:
+        for manager in managers:
+            await manager.stop()
+    rates = [LEASE_CYCLES / s for s in medians]
+    return rates[0], (rates[1] if with_baseline else None)
+
+
+def run(reporter: Reporter) -> None:
+    ours, baseline = asyncio.run(_run_throughput())
+    reporter.add(
+        Row(
+            name=f"lease.run(noop), {WORKERS} workers",
+            unit="calls/s",
+            ours=ours,
+            baseline_name="run_in_executor",
+            baseline=baseline,
+            target=0.9,
+            notes=f"{ITEMS:,} calls in gathered batches of {BATCH}",
+        )
+    )
+
+    with_baseline = have("leasepool")
+    ours, baseline_or_none = asyncio.run(_run_lease_cycle(with_baseline))
+    reporter.add(
+        Row(
+            name="acquire + run(noop) + release",
+            unit="leases/s",
+            ours=ours,
+            baseline_name="leasepool 0.1.3",
+            baseline=baseline_or_none,
+            target=2.0,
+            notes=f"{LEASE_CYCLES:,} sequential cycles"
+            + ("" if with_baseline else "; leasepool not installed"),
+        )
+    )
