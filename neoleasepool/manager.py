@@ -170,6 +170,9 @@ class LeasedExecutorManager:
         self._idle: deque[Pool] = deque()
         self._leases: dict[str, LeaseRecord] = {}
         self._waiters: deque[asyncio.Future[Pool]] = deque()
+        # Pools handed to a waiter whose acquire() has not resumed yet: owned,
+        # but neither idle nor leased, and they count against max_pools.
+        self._handed_over = 0
         self._target = self._min_pools
         self._wakeup: asyncio.Event | None = None
         self._checker: asyncio.Task[None] | None = None
@@ -279,9 +282,12 @@ class LeasedExecutorManager:
 
     @property
     def total_count(self) -> int:
-        """Pools owned: idle plus leased."""
+        """Pools owned: idle plus leased (plus any on their way to a waiter)."""
         with self._lock:
-            return len(self._idle) + len(self._leases)
+            return self._owned_locked()
+
+    def _owned_locked(self) -> int:
+        return len(self._idle) + len(self._leases) + self._handed_over
 
     def desired_executor_count(self) -> int:
         """The sizing rule's answer right now (calls ``size_provider``)."""
@@ -317,7 +323,7 @@ class LeasedExecutorManager:
                 "max_pools": self._max_pools,
                 "available": len(self._idle),
                 "leased": len(self._leases),
-                "total": len(self._idle) + len(self._leases),
+                "total": self._owned_locked(),
                 "waiting": len(self._waiters),
                 "workers_per_pool": self._workers_per_pool,
                 "retiring": self._reaper.retiring if self._reaper else 0,
@@ -507,8 +513,8 @@ class LeasedExecutorManager:
             WrongLoopError: If awaited on another loop.
             ValueError: If ``lease_seconds`` or ``timeout`` is invalid.
         """
-        loop = self._binding.require_owner("acquire", _THREAD_SAFE_HINT)
         self._require_running()
+        loop = self._binding.require_owner("acquire", _THREAD_SAFE_HINT)
         seconds = (
             self._default_lease_seconds
             if lease_seconds is None
@@ -535,20 +541,26 @@ class LeasedExecutorManager:
         if timeout is not None:
             timer = loop.call_later(timeout, _expire_waiter, waiter, timeout)
         try:
-            return await waiter
+            pool = await waiter
         except TimeoutError:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
             raise
         except asyncio.CancelledError:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 # A pool arrived just as we were cancelled: give it back.
                 with self._lock:
+                    self._handed_over -= 1
                     self._settle_pool_locked(waiter.result())
             raise
         finally:
             if timer is not None:
                 timer.cancel()
+        with self._lock:
+            self._handed_over -= 1
+        return pool
 
     def _grant(self, pool: Pool, owner: str | None, seconds: float) -> ExecutorLease:
         now = time.monotonic()
@@ -720,7 +732,7 @@ class LeasedExecutorManager:
     def _take_pool_locked(self) -> Pool | None:
         if self._idle:
             return self._idle.pop()
-        if len(self._leases) + len(self._idle) < self._max_pools:
+        if self._owned_locked() < self._max_pools:
             return self._create_pool_locked()
         return None
 
@@ -735,8 +747,9 @@ class LeasedExecutorManager:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(pool)
+                self._handed_over += 1
                 return
-        if len(self._idle) + len(self._leases) >= self._target:
+        if self._owned_locked() >= self._target:
             self._retire_locked(pool, terminate=False, cancel_futures=False)
         else:
             self._idle.append(pool)
@@ -750,6 +763,7 @@ class LeasedExecutorManager:
             if pool is None:
                 return
             self._waiters.popleft().set_result(pool)
+            self._handed_over += 1
 
     # -------------------------------------------------------------- checker
 
@@ -790,9 +804,9 @@ class LeasedExecutorManager:
             self._target = target
             self._revoke_expired_locked(now)
             self._serve_waiters_locked()
-            while len(self._idle) + len(self._leases) < target:
+            while self._owned_locked() < target:
                 self._idle.append(self._create_pool_locked())
-            while self._idle and len(self._idle) + len(self._leases) > target:
+            while self._idle and self._owned_locked() > target:
                 self._retire_locked(self._idle.popleft(), terminate=False, cancel_futures=False)
             next_expiry = min(
                 (r.hard_expires_at for r in self._leases.values()), default=None
