@@ -1,0 +1,165 @@
+"""Work items of the grinder and the functions that run them (layer 2).
+
+An item *is* its caller's future: :class:`AsyncItem` (an ``asyncio.Future``
+for ``enqueue``/``submit``) or :class:`ThreadItem` (a
+``concurrent.futures.Future`` for ``submit_from_thread``), carrying the call
+to make.  One object per item, no per-item callback: cancelling the future
+tells the grinder directly, which drops the item from its queue in O(1).
+
+Items run in *chunks*: one executor call runs several items one after the
+other, capturing each item's outcome separately.  :func:`run_items` runs
+in-process chunks (thread backend) on the item objects themselves and skips
+items cancelled meanwhile; :func:`run_calls` runs pickled chunks (process and
+other out-of-process backends) on plain ``(fn, args, kwargs)`` tuples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+__all__ = [
+    "AsyncItem",
+    "CancelSink",
+    "Item",
+    "Outcome",
+    "ThreadItem",
+    "run_calls",
+    "run_items",
+]
+
+#: ``(True, result)`` or ``(False, exception)`` for one item.
+Outcome = tuple[bool, Any]
+
+QUEUED, RUNNING, ENDED = 0, 1, 2
+
+
+class CancelSink(Protocol):
+    """What an item tells when its caller cancels it."""
+
+    def _item_cancelled(self, item: Item) -> None: ...
+
+    def _item_cancelled_threadsafe(self, item: Item) -> None: ...
+
+
+class AsyncItem(asyncio.Future[Any]):
+    """An item submitted on the grinder's loop; awaiting it gives the result."""
+
+    __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "sink", "state")
+
+    def __init__(
+        self,
+        sink: CancelSink,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        super().__init__(loop=loop)
+        self.sink = sink
+        self.fn: Callable[..., Any] | None = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.enqueued_at = time.monotonic()
+        self.state = QUEUED
+        self.outcome: Outcome | None = None
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        self.sink._item_cancelled(self)
+        return True
+
+    def resolve(self, outcome: Outcome) -> None:
+        """Set the outcome (on the loop); no-op if already cancelled."""
+        if self.done():
+            return
+        ok, value = outcome
+        if ok:
+            self.set_result(value)
+        else:
+            self.set_exception(value)
+
+
+class ThreadItem(concurrent.futures.Future[Any]):
+    """An item submitted from another thread; a standard concurrent future."""
+
+    __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "sink", "state")
+
+    def __init__(
+        self,
+        sink: CancelSink,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        super().__init__()
+        self.sink = sink
+        self.fn: Callable[..., Any] | None = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.enqueued_at = time.monotonic()
+        self.state = QUEUED
+        self.outcome: Outcome | None = None
+
+    def cancel(self) -> bool:
+        if not super().cancel():
+            return False
+        self.sink._item_cancelled_threadsafe(self)
+        return True
+
+    def resolve(self, outcome: Outcome) -> None:
+        """Set the outcome (from any thread); no-op if already cancelled."""
+        ok, value = outcome
+        try:
+            if ok:
+                self.set_result(value)
+            else:
+                self.set_exception(value)
+        except concurrent.futures.InvalidStateError:
+            pass  # cancelled by its caller meanwhile
+
+
+Item = AsyncItem | ThreadItem
+
+
+def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
+    try:
+        return (True, fn(*args, **kwargs))
+    except BaseException as exc:  # handed to this item's future only
+        return (False, exc)
+
+
+def run_items(items: Sequence[Item]) -> float:
+    """Run an in-process chunk; store each outcome on its item.
+
+    Items cancelled before their turn are skipped and never run.  A
+    ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``) raised by one
+    callable becomes that item's outcome, as ``concurrent.futures`` does.
+
+    Returns:
+        Seconds spent running the chunk.
+    """
+    start = time.perf_counter()
+    for item in items:
+        fn = item.fn
+        if fn is None or item.cancelled():
+            continue
+        item.outcome = _call(fn, item.args, item.kwargs)
+    return time.perf_counter() - start
+
+
+def run_calls(
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
+) -> tuple[list[Outcome], float]:
+    """Run a chunk of plain calls (in a worker process); return outcomes.
+
+    Returns:
+        Each call's outcome in order, and the seconds spent.
+    """
+    start = time.perf_counter()
+    outcomes = [_call(fn, args, kwargs) for fn, args, kwargs in calls]
+    return outcomes, time.perf_counter() - start

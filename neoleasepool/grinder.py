@@ -1,0 +1,617 @@
+"""The work grinder: many small submissions, batched onto leased pools (layer 2).
+
+Callers hand the grinder small synchronous jobs; the grinder queues them and
+forms a *batch* when ``batch_size_threshold`` items are pending or the oldest
+has waited ``max_wait_seconds``.  Each batch runs under one lease from the
+:class:`~neoleasepool.manager.LeasedExecutorManager`.
+
+Unlike a batcher that runs one batch at a time, this one keeps every pool
+busy: a backlog becomes several batches of at most ``batch_size_threshold``
+items, which run concurrently on as many leases as the manager can lend,
+while the grinder keeps forming batches.  A lease that finishes its batch
+with more work ready takes the next batch at once instead of going back to
+the manager.  Inside a batch, items run in chunks sized by
+:class:`~neoleasepool._chunking.ChunkPlanner`; every caller's future
+resolves as soon as its own chunk finishes (slow items run one per chunk).
+
+Loop ownership: the async methods belong to the loop that called
+:meth:`WorkGrinder.start`; other threads use :meth:`submit_from_thread` and
+:meth:`stats_from_thread`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._chunking import ChunkPlanner
+from ._items import ENDED, QUEUED, RUNNING, AsyncItem, Item, ThreadItem, run_calls, run_items
+from ._loops import LoopBinding
+from ._validation import check_duration, check_optional_timeout, check_positive_int
+from .exceptions import LeasePoolNotStartedError, WrongLoopError
+from .lease import ExecutorLease
+from .manager import LeasedExecutorManager
+from .types import Stats
+
+__all__ = ["WorkGrinder"]
+
+T = TypeVar("T")
+
+_default_logger = logging.getLogger("neoleasepool.grinder")
+
+_CANCELLED = (asyncio.CancelledError, concurrent.futures.CancelledError)
+
+
+class _Batch:
+    """Items running under one lease, and how many chunks are still out."""
+
+    __slots__ = ("done", "items", "outstanding")
+
+    def __init__(self, items: list[Item], done: asyncio.Future[None]) -> None:
+        self.items = items
+        self.outstanding = 0
+        self.done = done
+
+
+class WorkGrinder:
+    """Batches many small synchronous jobs onto leased executors.
+
+    Args:
+        executor_manager: A started manager to lease pools from.
+        max_wait_seconds: Oldest pending item's longest wait before a batch
+            forms anyway.
+        batch_size_threshold: Pending items that form a batch at once; also
+            the most items one batch holds.
+        lease_seconds: Lease duration requested for each batch.
+        owner_prefix: Prefix of the batch leases' owner labels.
+        logger: Logger for lifecycle messages.
+        chunk_size: Items per executor call; ``None`` (default) sizes chunks
+            from measured item durations so that slow items run one per call
+            and tiny ones are grouped.
+
+    Raises:
+        ValueError: If an argument is out of range; the message names it.
+    """
+
+    def __init__(
+        self,
+        *,
+        executor_manager: LeasedExecutorManager,
+        max_wait_seconds: float = 10.0,
+        batch_size_threshold: int = 20,
+        lease_seconds: float = 60.0,
+        owner_prefix: str = "work-grinder",
+        logger: logging.Logger | None = None,
+        chunk_size: int | None = None,
+    ) -> None:
+        if not callable(getattr(executor_manager, "acquire", None)):
+            raise ValueError(
+                f"executor_manager must be a LeasedExecutorManager, got {executor_manager!r}"
+            )
+        self._manager = executor_manager
+        self._max_wait = check_duration("max_wait_seconds", max_wait_seconds)
+        self._threshold = check_positive_int("batch_size_threshold", batch_size_threshold)
+        self._lease_seconds = check_duration("lease_seconds", lease_seconds)
+        if not isinstance(owner_prefix, str) or not owner_prefix:
+            raise ValueError(f"owner_prefix must be a non-empty string, got {owner_prefix!r}")
+        self._owner_prefix = owner_prefix
+        if logger is not None and not isinstance(logger, logging.Logger):
+            raise ValueError(f"logger must be a logging.Logger or None, got {logger!r}")
+        self._logger = logger or _default_logger
+        fixed = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+        self._planner = ChunkPlanner(fixed)
+
+        self._binding = LoopBinding("WorkGrinder")
+        self._started = False
+        self._stopping = False
+        self._cancelling = False
+        self._queue: deque[Item] = deque()
+        self._pending = 0
+        self._wake: asyncio.Event | None = None
+        self._batcher: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._running: set[Item] = set()
+        self._chunks: set[concurrent.futures.Future[Any]] = set()
+        self._inbox: deque[ThreadItem] = deque()
+        self._inbox_lock = threading.Lock()
+        self._inbox_armed = False
+        self._batch_numbers = itertools.count(1)
+        self._in_process = False
+        self._counts = dict.fromkeys(
+            ("submitted", "completed", "failed", "cancelled", "batches", "leases"), 0
+        )
+
+    def __repr__(self) -> str:
+        state = "stopping" if self._stopping else ("started" if self._started else "idle")
+        return (
+            f"<WorkGrinder {state} pending={self._pending} "
+            f"batches_in_flight={len(self._workers)} threshold={self._threshold}>"
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind the grinder to the running loop and start batching.
+
+        Raises:
+            LeasePoolNotStartedError: If the manager is not started.
+            WrongLoopError: If the manager or the grinder runs on another loop.
+        """
+        if self._started:
+            self._binding.require_owner("start", "the loop that started it")
+            return
+        loop = self._binding.bind()
+        manager_loop = getattr(self._manager, "loop", loop)
+        if not getattr(self._manager, "started", True):
+            self._binding.unbind()
+            raise LeasePoolNotStartedError(
+                "start the LeasedExecutorManager (await manager.start()) before the WorkGrinder"
+            )
+        if manager_loop is not loop:
+            self._binding.unbind()
+            raise WrongLoopError(
+                "WorkGrinder.start() must run on the loop that started its manager"
+            )
+        self._in_process = getattr(self._manager, "backend", None) == "thread"
+        self._wake = asyncio.Event()
+        self._stopping = self._cancelling = False
+        self._started = True
+        self._batcher = loop.create_task(self._batch_loop(), name=f"{self._owner_prefix}-batcher")
+        self._logger.info(
+            "grinder started threshold=%s max_wait_seconds=%s", self._threshold, self._max_wait
+        )
+
+    async def stop(self, *, cancel_pending: bool = False) -> None:
+        """Stop the grinder.
+
+        By default queued work is drained: it still runs, and this returns
+        once every item has ended.  With ``cancel_pending=True`` queued and
+        in-flight items are cancelled and batches waiting for a lease or for
+        executor work are cancelled at once (callables already running in a
+        thread still finish; their results are discarded).
+
+        Raises:
+            WrongLoopError: If awaited on another loop.
+        """
+        if not self._started:
+            return
+        self._binding.require_owner("stop", "task_supervisor.stop() or the blocking facade")
+        self._drain_inbox()
+        self._stopping = True
+        if cancel_pending:
+            self._cancelling = True
+            self._cancel_everything()
+        assert self._wake is not None and self._batcher is not None
+        self._wake.set()
+        await asyncio.gather(self._batcher, return_exceptions=True)
+        while self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        self._started = False
+        self._batcher = None
+        self._drain_inbox()
+        self._binding.unbind()
+        self._logger.info(
+            "grinder stopped completed=%s failed=%s cancelled=%s",
+            self._counts["completed"], self._counts["failed"], self._counts["cancelled"],
+        )
+
+    def _cancel_everything(self) -> None:
+        while self._queue:
+            item = self._queue.popleft()
+            if item.state == QUEUED:
+                item.state = ENDED
+                self._pending -= 1
+                self._count_cancel(item)
+        for chunk in list(self._chunks):
+            chunk.cancel()
+        for item in list(self._running):
+            self._count_cancel(item)
+        self._running.clear()
+        if self._batcher is not None:
+            self._batcher.cancel()
+        for worker in self._workers:
+            worker.cancel()
+
+    def _count_cancel(self, item: Item) -> None:
+        """End ``item`` by cancelling it (it may have just been resolved)."""
+        item.state = ENDED
+        item.fn, item.args, item.kwargs = None, (), {}
+        if item.cancel() or item.cancelled():
+            self._counts["cancelled"] += 1
+        else:
+            self._counts["completed" if item.exception() is None else "failed"] += 1
+
+    # ----------------------------------------------------------- submitting
+
+    async def submit(
+        self, fn: Callable[..., T], /, *args: Any, owner: str | None = None, **kwargs: Any
+    ) -> T:
+        """Queue ``fn(*args, **kwargs)`` and wait for its result.
+
+        ``owner`` is accepted for leasepool compatibility and is only a label.
+
+        Raises:
+            LeasePoolNotStartedError: If the grinder is not started or stopping.
+            WrongLoopError: If awaited on another loop.
+        """
+        item = self._enqueue(fn, args, kwargs, "submit")
+        result: T = await item
+        return result
+
+    async def enqueue(
+        self, fn: Callable[..., T], /, *args: Any, owner: str | None = None, **kwargs: Any
+    ) -> asyncio.Future[T]:
+        """Queue ``fn(*args, **kwargs)`` and return its future at once.
+
+        Cancelling the future while the item is queued removes it from the
+        queue; it never runs.
+
+        Raises:
+            LeasePoolNotStartedError: If the grinder is not started or stopping.
+            WrongLoopError: If awaited on another loop.
+        """
+        return self._enqueue(fn, args, kwargs, "enqueue")
+
+    def _enqueue(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], method: str
+    ) -> AsyncItem:
+        loop = self._binding.loop
+        if loop is None or not self._binding.on_loop_thread():
+            if loop is None:
+                raise LeasePoolNotStartedError(
+                    f"WorkGrinder.{method}(): the grinder is not started; await grinder.start()"
+                )
+            self._binding.require_owner(method, "submit_from_thread()")
+        if self._stopping:
+            raise LeasePoolNotStartedError(f"WorkGrinder.{method}(): the grinder is stopping")
+        if not callable(fn):
+            raise TypeError(f"WorkGrinder.{method}() needs a callable, got {fn!r}")
+        assert loop is not None
+        item = AsyncItem(self, fn, args, kwargs, loop)
+        self._accept(item)
+        return item
+
+    def submit_from_thread(
+        self, fn: Callable[..., T], /, *args: Any, owner: str | None = None, **kwargs: Any
+    ) -> concurrent.futures.Future[T]:
+        """Queue ``fn(*args, **kwargs)`` from another thread.
+
+        Returns:
+            A ``concurrent.futures.Future``; cancelling it while the item is
+            queued removes the item.
+
+        Raises:
+            LeasePoolNotStartedError: If the grinder is not started or stopping.
+            WrongLoopError: If called on the grinder's own loop thread (use
+                ``await grinder.submit()`` there).
+        """
+        loop = self._binding.require_foreign_thread(
+            "submit_from_thread", "await grinder.submit() or await grinder.enqueue()"
+        )
+        if loop is None or not self._started or self._stopping:
+            raise LeasePoolNotStartedError(
+                "WorkGrinder.submit_from_thread(): the grinder is not started or is stopping"
+            )
+        if not callable(fn):
+            raise TypeError(f"WorkGrinder.submit_from_thread() needs a callable, got {fn!r}")
+        item = ThreadItem(self, fn, args, kwargs)
+        with self._inbox_lock:
+            self._inbox.append(item)
+            if self._inbox_armed:
+                return item
+            self._inbox_armed = True
+        try:
+            loop.call_soon_threadsafe(self._drain_inbox)
+        except RuntimeError:
+            with self._inbox_lock:
+                self._inbox_armed = False
+            raise LeasePoolNotStartedError(
+                "WorkGrinder.submit_from_thread(): the grinder's loop is closed"
+            ) from None
+        return item
+
+    def _drain_inbox(self) -> None:
+        with self._inbox_lock:
+            items = self._inbox
+            self._inbox = deque()
+            self._inbox_armed = False
+        batcher = self._batcher
+        accepting = self._started and batcher is not None and not batcher.done()
+        for item in items:
+            if item.cancelled():
+                item.state = ENDED  # its cancel hop, queued after us, finds nothing to do
+                self._counts["cancelled"] += 1
+            elif self._cancelling:
+                self._count_cancel(item)
+            elif accepting:
+                self._accept(item)
+            else:
+                item.state = ENDED
+                self._counts["failed"] += 1
+                item.resolve((False, LeasePoolNotStartedError("the WorkGrinder stopped")))
+
+    def _accept(self, item: Item) -> None:
+        self._queue.append(item)
+        self._pending += 1
+        self._counts["submitted"] += 1
+        if self._pending == 1 or self._pending == self._threshold:
+            assert self._wake is not None
+            self._wake.set()
+
+    def _item_cancelled(self, item: Item) -> None:
+        """On the loop: the caller cancelled ``item``."""
+        if item.state == QUEUED:
+            item.state = ENDED
+            item.fn, item.args, item.kwargs = None, (), {}
+            self._pending -= 1
+            self._counts["cancelled"] += 1
+            queue = self._queue
+            while queue and queue[0].state != QUEUED:
+                queue.popleft()
+        elif item.state == RUNNING:
+            item.state = ENDED
+            self._running.discard(item)
+            self._counts["cancelled"] += 1
+
+    def _item_cancelled_threadsafe(self, item: Item) -> None:
+        loop = self._binding.loop
+        if loop is None:
+            return
+        if self._binding.on_loop_thread():
+            self._item_cancelled(item)
+            return
+        try:
+            loop.call_soon_threadsafe(self._item_cancelled, item)
+        except RuntimeError:
+            pass  # loop closed: the grinder is gone, nothing to remove
+
+    # -------------------------------------------------------------- batching
+
+    def _batch_ready(self) -> bool:
+        if not self._pending:
+            return False
+        if self._pending >= self._threshold or self._stopping:
+            return True
+        return time.monotonic() - self._queue[0].enqueued_at >= self._max_wait
+
+    async def _batch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        wake = self._wake
+        assert wake is not None
+        while True:
+            wake.clear()
+            if self._stopping and not self._pending:
+                return
+            if not self._batch_ready():
+                timer = None
+                if self._pending:
+                    due = self._queue[0].enqueued_at + self._max_wait
+                    timer = loop.call_later(max(0.0, due - time.monotonic()), wake.set)
+                try:
+                    await wake.wait()
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                continue
+            number = next(self._batch_numbers)
+            try:
+                lease = await self._manager.acquire(
+                    lease_seconds=self._lease_seconds, owner=f"{self._owner_prefix}-{number}"
+                )
+            except Exception as exc:
+                # No lease (the manager stopped, say): this batch fails rather
+                # than waiting forever; later batches try again.
+                self._logger.warning("grinder could not lease a pool: %s", exc)
+                self._fail_unsubmitted(self._take_batch(), exc)
+                continue
+            self._counts["leases"] += 1
+            items = self._take_batch()
+            if not items:
+                await lease.release()
+                continue
+            worker = loop.create_task(self._lease_worker(lease, items))
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+
+    def _take_batch(self) -> list[Item]:
+        items: list[Item] = []
+        queue = self._queue
+        while queue and len(items) < self._threshold:
+            item = queue.popleft()
+            if item.state == QUEUED:
+                item.state = RUNNING
+                items.append(item)
+        self._pending -= len(items)
+        while queue and queue[0].state != QUEUED:
+            queue.popleft()
+        if self._pending and self._pending < self._threshold and self._wake is not None:
+            self._wake.set()  # re-arm the deadline timer for the new oldest item
+        return items
+
+    async def _lease_worker(self, lease: ExecutorLease, items: list[Item]) -> None:
+        """Run batches under one lease while more work is ready."""
+        reuse_until = lease.soft_expires_at - lease.lease_seconds / 2
+        try:
+            while items:
+                self._counts["batches"] += 1
+                await self._run_batch(lease, items)
+                if self._cancelling or not self._batch_ready() or time.monotonic() > reuse_until:
+                    break
+                items = self._take_batch()
+        finally:
+            await lease.release()
+
+    async def _run_batch(self, lease: ExecutorLease, items: list[Item]) -> None:
+        loop = asyncio.get_running_loop()
+        batch = _Batch(items, loop.create_future())
+        self._running.update(items)
+        workers = getattr(self._manager, "workers_per_pool", 1)
+        size = self._planner.chunk_size(len(items), workers)
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            try:
+                if self._in_process:
+                    future: concurrent.futures.Future[Any] = lease.executor.submit(
+                        run_items, chunk
+                    )
+                else:
+                    live = [i for i in chunk if i.state == RUNNING]
+                    chunk = live
+                    if not live:
+                        continue
+                    calls = [(i.fn, i.args, i.kwargs) for i in live if i.fn is not None]
+                    future = lease.executor.submit(run_calls, calls)
+            except Exception as exc:
+                self._fail_unsubmitted(items[start:], exc)
+                break
+            batch.outstanding += 1
+            self._chunks.add(future)
+            future.add_done_callback(
+                lambda f, chunk=chunk: self._chunk_finished(f, chunk, batch)  # type: ignore[misc]
+            )
+        if batch.outstanding:
+            await batch.done
+
+    def _fail_unsubmitted(self, items: list[Item], exc: BaseException) -> None:
+        for item in items:
+            if item.state == RUNNING:
+                self._end(item, (False, exc))
+
+    def _chunk_finished(
+        self, future: concurrent.futures.Future[Any], chunk: list[Item], batch: _Batch
+    ) -> None:
+        """Done-callback of a chunk; runs on a worker thread."""
+        if future.cancelled():
+            failure: BaseException | None = concurrent.futures.CancelledError()
+        else:
+            failure = future.exception()
+        if failure is None:
+            result = future.result()
+            if self._in_process:
+                seconds = result
+            else:
+                outcomes, seconds = result
+                for item, outcome in zip(chunk, outcomes, strict=True):
+                    item.outcome = outcome
+            for item in chunk:
+                if type(item) is ThreadItem and item.outcome is not None:
+                    item.resolve(item.outcome)
+        else:
+            seconds = None
+        loop = self._binding.loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._settle_chunk, future, chunk, batch, failure, seconds)
+        except RuntimeError:
+            pass  # loop closed after a cancelling stop; the items were cancelled then
+
+    def _settle_chunk(
+        self,
+        future: concurrent.futures.Future[Any],
+        chunk: list[Item],
+        batch: _Batch,
+        failure: BaseException | None,
+        seconds: float | None,
+    ) -> None:
+        """On the loop: resolve a finished chunk's items."""
+        self._chunks.discard(future)
+        if seconds is not None:
+            self._planner.observe(len(chunk), seconds)
+        for item in chunk:
+            if item.state != RUNNING:
+                continue
+            if failure is not None:
+                self._end(item, (False, failure))
+            elif item.outcome is not None:
+                self._end(item, item.outcome)
+        batch.outstanding -= 1
+        if batch.outstanding == 0 and not batch.done.done():
+            batch.done.set_result(None)
+
+    def _end(self, item: Item, outcome: tuple[bool, Any]) -> None:
+        item.state = ENDED
+        self._running.discard(item)
+        item.fn, item.args, item.kwargs = None, (), {}
+        item.outcome = None
+        ok, value = outcome
+        if not ok and isinstance(value, _CANCELLED) and (item.cancel() or item.cancelled()):
+            self._counts["cancelled"] += 1
+            return
+        self._counts["completed" if ok else "failed"] += 1
+        item.resolve(outcome)
+
+    # ------------------------------------------------------------ diagnostics
+
+    def stats(self) -> Stats:
+        """A JSON-serialisable snapshot.
+
+        Safe before start and after stop; while running, call it on the
+        grinder's loop (other threads: :meth:`stats_from_thread`).
+
+        Raises:
+            WrongLoopError: If called from another thread while running.
+        """
+        if self._started and not self._binding.on_loop_thread():
+            self._binding.require_owner("stats", "stats_from_thread()")
+        oldest = 0.0
+        if self._queue and self._pending:
+            oldest = max(0.0, time.monotonic() - self._queue[0].enqueued_at)
+        return {
+            "started": self._started,
+            "stopping": self._stopping,
+            "pending": self._pending,
+            "batch_size_threshold": self._threshold,
+            "max_wait_seconds": self._max_wait,
+            "lease_seconds": self._lease_seconds,
+            "oldest_wait_seconds": oldest,
+            "batches_in_flight": len(self._workers),
+            "leases_held": len(self._workers),
+            "running": len(self._running),
+            "items_submitted": self._counts["submitted"],
+            "items_completed": self._counts["completed"],
+            "items_failed": self._counts["failed"],
+            "items_cancelled": self._counts["cancelled"],
+            "batches_run": self._counts["batches"],
+            "leases_acquired": self._counts["leases"],
+            "chunking": "auto" if self._planner.fixed is None else self._planner.fixed,
+            "avg_item_seconds": self._planner.avg_item_seconds,
+        }
+
+    async def astats(self) -> Stats:
+        """:meth:`stats`, awaited on the grinder's loop."""
+        if self._started:
+            self._binding.require_owner("astats", "stats_from_thread()")
+        return self.stats()
+
+    def stats_from_thread(self, timeout: float | None = None) -> Stats:
+        """:meth:`stats` from another thread, waiting up to ``timeout``.
+
+        Raises:
+            LeasePoolNotStartedError: If the grinder is not started.
+            WrongLoopError: If called on the grinder's own loop thread.
+            TimeoutError: If the loop does not answer in time.
+        """
+        timeout = check_optional_timeout("timeout", timeout)
+        loop = self._binding.require_foreign_thread(
+            "stats_from_thread", "stats() or await astats()"
+        )
+        if loop is None or not self._started:
+            raise LeasePoolNotStartedError(
+                "WorkGrinder.stats_from_thread(): the grinder is not started"
+            )
+        answer: concurrent.futures.Future[Stats] = concurrent.futures.Future()
+
+        def _snapshot() -> None:
+            if answer.set_running_or_notify_cancel():
+                answer.set_result(self.stats())
+
+        loop.call_soon_threadsafe(_snapshot)
+        return answer.result(timeout)
