@@ -26,6 +26,7 @@ from .exceptions import (
     UnsupportedBackendError,
     WrongLoopError,
 )
+from .grinder import WorkGrinder
 from .lease import ExecutorLease, LeaseState
 from .manager import LeasedExecutorManager
 from .process_logging import ProcessLoggingConfig
@@ -63,6 +64,7 @@ __all__ = [
     "SupervisorInfo",
     "TaskSupervisor",
     "UnsupportedBackendError",
+    "WorkGrinder",
     "WrongLoopError",
     "__version__",
     "backend_availability",
