@@ -142,9 +142,7 @@ def test_call_soon_and_call_sync_run_on_the_loop_thread(aloop: ALoop) -> None:
 
     aloop.call_soon(note, "soon", end=True)
     assert done.wait(5)
-    assert aloop.call_sync(lambda: threading.current_thread().name) == (
-        "supervisor_aloop_t"
-    )
+    assert aloop.call_sync(lambda: threading.current_thread().name) == ("supervisor_aloop_t")
     assert seen == ["soon:supervisor_aloop_t"]
 
 

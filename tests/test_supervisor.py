@@ -126,10 +126,7 @@ def test_min_size_max_prespawns_every_thread() -> None:
     supervisor.set_thread_pool(min_size="max", max_size=3)
     supervisor.start()
     try:
-        wait_until(
-            lambda: sum(n.startswith("supervisor_pre_pool") for n in thread_names())
-            == 3
-        )
+        wait_until(lambda: sum(n.startswith("supervisor_pre_pool") for n in thread_names()) == 3)
         assert supervisor.get_info().pool_min_size == 3
     finally:
         supervisor.stop()
