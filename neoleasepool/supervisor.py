@@ -160,10 +160,14 @@ class TaskSupervisor:
     ) -> concurrent.futures.Future[T]:
         """Run ``fn(*args, **kwargs)`` in the task pool; return its future.
 
+        While the supervisor stops, ``spawn`` still works until the pool is
+        shut down, so that schedulers can drain into it.
+
         Raises:
             LeasePoolNotStartedError: If the supervisor is not running.
         """
-        self.require_active("spawn()")
+        if not self._stopping:
+            self.require_active("spawn()")
         return self._pool.submit(fn, *args, **kwargs)
 
     # ------------------------------------------------------ start and stop

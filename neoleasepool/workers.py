@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, overload
 
 from ._validation import check_duration
 from ._worker_base import BackgroundAsyncWorker, BackgroundWorker
@@ -169,9 +169,7 @@ class BackgroundQueueWorker(BackgroundAsyncWorker):
         **kwargs: The options of :class:`BackgroundAsyncWorker`.
     """
 
-    def __init__(
-        self, *args: Any, q: Any = None, queue: Any = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, q: Any = None, queue: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         chosen = q if q is not None else queue
         self._queue_class: Callable[[], asyncio.Queue[Any]] = (
@@ -309,7 +307,19 @@ def _choose(fn: Callable[..., Any], options: dict[str, Any]) -> type[BackgroundW
     return BackgroundWorker
 
 
-def background_worker(*args: Any, **kwargs: Any) -> Any:
+@overload
+def background_worker(fn: Callable[..., Any], /) -> BackgroundWorker: ...
+
+
+@overload
+def background_worker(
+    **kwargs: Any,
+) -> Callable[[Callable[..., Any]], BackgroundWorker]: ...
+
+
+def background_worker(
+    *args: Any, **kwargs: Any
+) -> BackgroundWorker | Callable[[Callable[..., Any]], BackgroundWorker]:
     """Make a worker from a function: ``@background_worker`` or with options.
 
     The kind follows the options: ``q``/``queue`` gives a queue worker,

@@ -87,7 +87,7 @@ def test_not_running_aloop_refuses_work_with_a_clear_error() -> None:
     coro = add(1)
     with pytest.raises(LeasePoolNotStartedError, match="not running"):
         loop.spawn_coroutine_threadsafe(coro)
-    assert coro.cr_frame is None  # closed, so it never warns
+    assert coro.cr_frame is None  # type: ignore[attr-defined]  # closed: no warning
     with pytest.raises(RuntimeError, match="start it"):
         loop.call(add, 1)
     with pytest.raises(RuntimeError):

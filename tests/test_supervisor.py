@@ -369,7 +369,7 @@ def test_stop_order_is_schedulers_newest_first_then_aloops_then_pool(
         log.append(("aloop", aloop.active))
         return original_stop(*args)
 
-    aloop.request_stop = noting_stop  # type: ignore[method-assign]
+    aloop.request_stop = noting_stop  # type: ignore[method-assign,assignment]
     sup.stop(wait=2.0)
     names = [entry[0] for entry in log]
     assert names == ["sync", "second", "first", "aloop"]

@@ -135,7 +135,7 @@ def test_interval_worker_with_delay_sleeps_between_runs(sup: TaskSupervisor) -> 
     calls.wait_for(3)
     worker.stop()
     assert not worker.keep_interval
-    spans = [b - a for a, b in zip(calls.items, calls.items[1:])]
+    spans = [b - a for a, b in zip(calls.items, calls.items[1:], strict=False)]
     assert all(span >= 0.055 for span in spans), spans
 
 
@@ -227,7 +227,7 @@ def test_event_worker_async_trigger_on_its_loop(sup: TaskSupervisor) -> None:
 
     worker = BackgroundEventWorker("aev", target, supervisor=sup)
     worker.start()
-    assert worker.aloop is sup.aloop
+    assert worker.aloop is not None and worker.aloop is sup.aloop
     worker.aloop.call(worker.trigger)
     calls.wait_for(1)
     worker.stop()
@@ -476,3 +476,15 @@ def test_sync_worker_refuses_a_process_pool() -> None:
             BackgroundWorker("t", _sync, supervisor=supervisor).start()
     finally:
         supervisor.stop()
+
+
+def test_supervisor_stop_drains_a_queue_worker_with_a_sync_target() -> None:
+    supervisor = TaskSupervisor(id="drain")
+    supervisor.start()
+    calls = Calls()
+    worker = BackgroundQueueWorker("q", calls.note, supervisor=supervisor)
+    worker.start()
+    for i in range(20):
+        worker.put_threadsafe(i)
+    supervisor.stop()
+    assert calls.items == list(range(20))
