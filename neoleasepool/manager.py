@@ -205,7 +205,12 @@ class LeasedExecutorManager:
             raise ValueError(f"forward_process_logs must be a bool, got {forward!r}")
         if not isinstance(clear, bool):
             raise ValueError(f"clear_process_log_handlers must be a bool, got {clear!r}")
-        resolve_log_level(level)
+        resolve_log_level(level, "process_log_level")
+        if target is not None and not isinstance(target, logging.Logger):
+            raise ValueError(
+                "process_log_target_logger must be a logging.Logger or None, "
+                f"got {target!r}"
+            )
         shortcuts_used = (
             forward
             or level != logging.INFO

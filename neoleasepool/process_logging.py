@@ -55,7 +55,7 @@ class ProcessLoggingConfig:
             raise ValueError(
                 f"ProcessLoggingConfig.enabled must be a bool, got {self.enabled!r}"
             )
-        resolve_log_level(self.level)
+        resolve_log_level(self.level, "ProcessLoggingConfig.level")
         if self.target_logger is not None and not isinstance(
             self.target_logger, logging.Logger
         ):
@@ -65,24 +65,28 @@ class ProcessLoggingConfig:
             )
 
 
-def resolve_log_level(level: int | str) -> int:
+def resolve_log_level(level: int | str, name: str = "log level") -> int:
     """Return the numeric logging level for an ``int`` or a level name.
+
+    Args:
+        level: An ``int`` >= 0 or a level name such as ``"INFO"``.
+        name: The argument's name, for the error message.
 
     Raises:
         ValueError: If the name is unknown or the value is not a level.
     """
     if isinstance(level, bool):
-        raise ValueError(f"log level must be an int or a level name, got {level!r}")
+        raise ValueError(f"{name} must be an int or a level name, got {level!r}")
     if isinstance(level, int):
         if level < 0:
-            raise ValueError(f"log level must be >= 0, got {level!r}")
+            raise ValueError(f"{name} must be >= 0, got {level!r}")
         return level
     if isinstance(level, str):
         resolved = logging.getLevelName(level.upper())
         if isinstance(resolved, int):
             return resolved
     raise ValueError(
-        f"log level must be an int or a level name such as 'INFO', got {level!r}"
+        f"{name} must be an int or a level name such as 'INFO', got {level!r}"
     )
 
 
