@@ -1,0 +1,19 @@
+"""Work functions for benchmarks; module-level so process workers can import them."""
+
+from __future__ import annotations
+
+import time
+
+
+def noop(*_args: object) -> None:
+    """Do nothing."""
+
+
+def square(value: int) -> int:
+    """A tiny CPU item."""
+    return value * value
+
+
+def block_2ms(*_args: object) -> None:
+    """Block the worker for 2 ms (releases the GIL, like I/O)."""
+    time.sleep(0.002)
