@@ -140,7 +140,7 @@ class LeasedExecutor(Executor):
     def __repr__(self) -> str:
         return f"<LeasedExecutor lease_id={self._record.lease_id} state={self._record.state.value}>"
 
-    def submit(  # type: ignore[override]
+    def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     ) -> Future[T]:
         """Schedule ``fn(*args, **kwargs)`` on the leased pool.
