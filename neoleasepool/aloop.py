@@ -126,9 +126,7 @@ class ALoop:
 
     def __repr__(self) -> str:
         state = (
-            "active"
-            if self._accepting
-            else ("stopped" if self._finished.is_set() else "stopping")
+            "active" if self._accepting else ("stopped" if self._finished.is_set() else "stopping")
         )
         return f"<ALoop {self.name!r} {state} submitted={self._submitted}>"
 
@@ -174,10 +172,11 @@ class ALoop:
     # -------------------------------------------------------- start and stop
 
     def start(self) -> None:
-        """Start the loop thread and return once the loop runs.
+        """Start the loop thread; the aloop takes work at once.
 
-        Starting an active aloop does nothing; a stopped aloop starts a new
-        loop in a new thread.
+        Work handed over before the thread reaches its loop is queued on the
+        loop and runs first.  Starting an active aloop does nothing; a
+        stopped aloop starts a new loop in a new thread.
         """
         with self._lock:
             if self._accepting:
@@ -186,20 +185,19 @@ class ALoop:
                 # A previous run is still winding down; let it finish first.
                 self._join(self.thread)
             loop = asyncio.new_event_loop()
-            started = threading.Event()
             self._loop = loop
             self._stop_request = loop.create_future()
             self._cancelling = False
             self._finished = threading.Event()
             thread = threading.Thread(
                 target=self._run,
-                args=(loop, self._stop_request, started, self._finished),
+                args=(loop, self._stop_request, self._finished),
                 name=self._thread_name,
                 daemon=self.daemon,
             )
             self.thread = thread
-            thread.start()
-            started.wait()
+            thread.start()  # returns once the thread runs, so it has an ident
+            self._thread_id = thread.ident
             self._accepting = True
             self._runs += 1
         logger.debug("aloop started name=%s", self.name)
@@ -246,9 +244,7 @@ class ALoop:
             loop, request, thread = self._loop, self._stop_request, self.thread
         assert loop is not None and request is not None
         try:
-            loop.call_soon_threadsafe(
-                _resolve_request, request, (deadline, cancel_tasks)
-            )
+            loop.call_soon_threadsafe(_resolve_request, request, (deadline, cancel_tasks))
         except RuntimeError:
             # The loop is already closed: its thread is gone.
             self._finished.set()
@@ -260,9 +256,7 @@ class ALoop:
         """Wait until the current run has finished (not on its own thread)."""
         self._join(self.thread, timeout)
 
-    def _join(
-        self, thread: threading.Thread | None, timeout: float | None = None
-    ) -> None:
+    def _join(self, thread: threading.Thread | None, timeout: float | None = None) -> None:
         if thread is None or thread is threading.current_thread():
             return
         thread.join(timeout)
@@ -271,16 +265,11 @@ class ALoop:
         self,
         loop: asyncio.AbstractEventLoop,
         request: asyncio.Future[tuple[float | None, bool]],
-        started: threading.Event,
         finished: threading.Event,
     ) -> None:
-        self._thread_id = threading.get_ident()
         asyncio.set_event_loop(loop)
         try:
-            loop.call_soon(started.set)
             loop.run_until_complete(self._serve(request))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
         except BaseException:
             logger.exception("aloop crashed name=%s", self.name)
             raise
@@ -293,8 +282,8 @@ class ALoop:
             finished.set()
             logger.debug("aloop stopped name=%s", self.name)
 
-    async def _serve(self, request: asyncio.Future[tuple[float | None, bool]]) -> None:
-        deadline, cancel = await request
+    async def _drain(self, deadline: float | None, cancel: bool) -> None:
+        """Wait for the other tasks until ``deadline``, then cancel the rest."""
         me = asyncio.current_task()
 
         def others() -> set[asyncio.Task[Any]]:
@@ -326,6 +315,14 @@ class ALoop:
                 self.name,
                 len(left),
             )
+
+    async def _serve(self, request: asyncio.Future[tuple[float | None, bool]]) -> None:
+        """Serve until a stop is requested, then drain and clean up."""
+        deadline, cancel = await request
+        await self._drain(deadline, cancel)
+        loop = asyncio.get_running_loop()
+        await loop.shutdown_asyncgens()
+        await loop.shutdown_default_executor()
 
     # ------------------------------------------------------- blocking bridge
 
@@ -419,9 +416,7 @@ class ALoop:
         """
         return self._schedule(functools.partial(fn, *args, **kwargs), None)
 
-    def call(
-        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    def call(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` on the loop and block for its result.
 
         If the waiting thread is interrupted (``KeyboardInterrupt``), the
@@ -553,9 +548,7 @@ def _resolve_request(
         request.set_result(value)
 
 
-def _resolve_future(
-    future: concurrent.futures.Future[T], task: asyncio.Future[T]
-) -> None:
+def _resolve_future(future: concurrent.futures.Future[T], task: asyncio.Future[T]) -> None:
     resolve_from_thread(future, task)
 
 
