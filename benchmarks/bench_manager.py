@@ -10,6 +10,8 @@ Two rows, each against a baseline timed in the same run:
   ``LeasedExecutorManager`` built with the same arguments: what a lease
   costs per lease.  Neither side configures logging (the default: no
   handlers, root level WARNING), so INFO calls are dropped the same way.
+  A third row (no target) drops the no-op: acquire and release alone, the
+  manager's own cost without the thread round trip both sides share.
 
 Ours and the baseline alternate within each repetition, so that drift on a
 shared machine hits both sides alike; each figure is the median.
@@ -32,7 +34,8 @@ from ._harness import Reporter, Row, have
 WORKERS = 4
 ITEMS = 20_000
 BATCH = 50
-LEASE_CYCLES = 5_000
+LEASE_CYCLES = 3_000
+BARE_CYCLES = 20_000
 REPEAT = 7
 WARMUP = 1
 
@@ -104,7 +107,15 @@ async def _lease_cycles(manager: Any) -> None:
         await lease.release()
 
 
-async def _run_lease_cycle(with_baseline: bool) -> tuple[float, float | None]:
+async def _bare_cycles(manager: Any) -> None:
+    for _ in range(BARE_CYCLES):
+        lease = await manager.acquire(owner="bench")
+        await lease.release()
+
+
+async def _run_cycles(
+    cycles: Callable[[Any], Awaitable[None]], count: int, with_baseline: bool
+) -> tuple[float, float | None]:
     managers: list[Any] = [LeasedExecutorManager(**MANAGER_KWARGS)]
     if with_baseline:
         import leasepool
@@ -113,12 +124,12 @@ async def _run_lease_cycle(with_baseline: bool) -> tuple[float, float | None]:
     for manager in managers:
         await manager.start()
     try:
-        sides: list[Timed] = [functools.partial(_lease_cycles, m) for m in managers]
+        sides: list[Timed] = [functools.partial(cycles, m) for m in managers]
         medians = await _alternating_medians(sides)
     finally:
         for manager in managers:
             await manager.stop()
-    rates = [LEASE_CYCLES / s for s in medians]
+    rates = [count / s for s in medians]
     return rates[0], (rates[1] if with_baseline else None)
 
 
@@ -137,7 +148,10 @@ def run(reporter: Reporter) -> None:
     )
 
     with_baseline = have("leasepool")
-    ours, baseline_or_none = asyncio.run(_run_lease_cycle(with_baseline))
+    missing = "" if with_baseline else "; leasepool not installed"
+    ours, baseline_or_none = asyncio.run(
+        _run_cycles(_lease_cycles, LEASE_CYCLES, with_baseline)
+    )
     reporter.add(
         Row(
             name="acquire + run(noop) + release",
@@ -146,7 +160,20 @@ def run(reporter: Reporter) -> None:
             baseline_name="leasepool 0.1.3",
             baseline=baseline_or_none,
             target=2.0,
-            notes=f"{LEASE_CYCLES:,} sequential cycles"
-            + ("" if with_baseline else "; leasepool not installed"),
+            notes=f"{LEASE_CYCLES:,} sequential cycles{missing}",
+        )
+    )
+
+    ours, baseline_or_none = asyncio.run(
+        _run_cycles(_bare_cycles, BARE_CYCLES, with_baseline)
+    )
+    reporter.add(
+        Row(
+            name="acquire + release (no work)",
+            unit="leases/s",
+            ours=ours,
+            baseline_name="leasepool 0.1.3",
+            baseline=baseline_or_none,
+            notes=f"{BARE_CYCLES:,} sequential cycles; diagnostic, no target{missing}",
         )
     )
