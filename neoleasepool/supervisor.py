@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import itertools
 import logging
 import threading
 import uuid
@@ -32,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from ._pool import SupervisorPool
-from .aloop import ALoop, deadline_from_wait, remaining
+from ._schedulers import SchedulerRegistry
+from .aloop import ALoop, deadline_from_wait
 from .exceptions import LeasePoolNotStartedError
 from .types import Stats, WaitArg
 
@@ -45,8 +45,6 @@ T = TypeVar("T")
 
 #: The name of the supervisor's own loop; no aloop may take it.
 RESERVED_ALOOP_NAME = "__supervisor__"
-
-_scheduler_numbers = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -61,23 +59,6 @@ class SupervisorInfo:
     pool_max_size: int = 0
 
 
-@dataclass
-class _Registration:
-    scheduler: Any
-    name: str
-    is_async: bool
-    future: concurrent.futures.Future[Any] | None = None
-
-
-def scheduler_name(scheduler: Any) -> str:
-    """A scheduler's name: its ``name`` or ``_name`` string, else a new one."""
-    for attr in ("name", "_name"):
-        value = getattr(scheduler, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return f"{type(scheduler).__name__}_{next(_scheduler_numbers)}"
-
-
 class TaskSupervisor:
     """Owns a loop thread, aloops, a task pool and registered schedulers.
 
@@ -90,9 +71,7 @@ class TaskSupervisor:
         supervisor_id: neotasker's name for ``id``.
     """
 
-    def __init__(
-        self, id: str | None = None, *, supervisor_id: str | None = None
-    ) -> None:
+    def __init__(self, id: str | None = None, *, supervisor_id: str | None = None) -> None:
         self.id = id or supervisor_id or str(uuid.uuid4())
         #: Kept for neotasker compatibility; nothing here waits by polling.
         self.poll_delay = 0.01
@@ -100,7 +79,7 @@ class TaskSupervisor:
         self.default_aloop: ALoop | None = None
         self._lock = threading.RLock()  # registry: aloops and schedulers
         self._state_lock = threading.RLock()  # start/stop transitions
-        self._schedulers: dict[str, _Registration] = {}
+        self._schedulers = SchedulerRegistry(self.id)
         self._active = False
         self._stopping = False
         self._stopped = threading.Event()
@@ -109,9 +88,7 @@ class TaskSupervisor:
         self._pool = SupervisorPool(f"supervisor_{self.id}_pool")
 
     def __repr__(self) -> str:
-        state = (
-            "active" if self._active else ("stopping" if self._stopping else "stopped")
-        )
+        state = "active" if self._active else ("stopping" if self._stopping else "stopped")
         return (
             f"<{type(self).__name__} {self.id!r} {state} aloops={len(self.aloops)} "
             f"schedulers={len(self._schedulers)} "
@@ -191,8 +168,7 @@ class TaskSupervisor:
         """
         if not self._active:
             raise LeasePoolNotStartedError(
-                f"TaskSupervisor {self.id!r} is not running: call its start() "
-                f"before using {what}"
+                f"TaskSupervisor {self.id!r} is not running: call its start() before using {what}"
             )
 
     def start(self) -> None:
@@ -300,40 +276,15 @@ class TaskSupervisor:
             self._active = False
             try:
                 if stop_schedulers:
-                    self._stop_schedulers(wait, deadline)
-                self._cancel_scheduler_loops(cancel_tasks)
+                    self._schedulers.stop_all(wait, deadline)
+                    logger.debug("supervisor schedulers stopped id=%s", self.id)
+                self._schedulers.clear(cancel_loops=cancel_tasks)
                 self._stop_loops(deadline, cancel_tasks)
                 self._pool.shutdown(cancel_futures=cancel_tasks)
             finally:
                 self._stopping = False
                 self._stopped.set()
         logger.info("supervisor stopped id=%s", self.id)
-
-    def _stop_schedulers(self, wait: WaitArg, deadline: float | None) -> None:
-        with self._lock:
-            registrations = list(reversed(self._schedulers.values()))
-        for reg in registrations:
-            scheduler_wait: WaitArg = (
-                wait if isinstance(wait, bool) else remaining(deadline)
-            )
-            try:
-                reg.scheduler.stop(wait=scheduler_wait)
-            except Exception:
-                logger.exception(
-                    "supervisor: scheduler failed to stop id=%s scheduler=%s",
-                    self.id,
-                    reg.name,
-                )
-        logger.debug("supervisor schedulers stopped id=%s", self.id)
-
-    def _cancel_scheduler_loops(self, cancel_tasks: bool) -> None:
-        with self._lock:
-            registrations = list(self._schedulers.values())
-            self._schedulers.clear()
-        if cancel_tasks:
-            for reg in registrations:
-                if reg.future is not None:
-                    reg.future.cancel()
 
     def _stop_loops(self, deadline: float | None, cancel_tasks: bool) -> None:
         with self._lock:
@@ -382,13 +333,10 @@ class TaskSupervisor:
         with self._lock:
             if self._stopping:
                 raise RuntimeError(
-                    f"TaskSupervisor {self.id!r} is stopping; create aloops after "
-                    f"start()"
+                    f"TaskSupervisor {self.id!r} is stopping; create aloops after start()"
                 )
             if name in self.aloops:
-                raise ValueError(
-                    f"an aloop named {name!r} already exists; use get_aloop({name!r})"
-                )
+                raise ValueError(f"an aloop named {name!r} already exists; use get_aloop({name!r})")
             self.aloops[name] = aloop
             if default:
                 self.default_aloop = aloop
@@ -413,9 +361,7 @@ class TaskSupervisor:
         """
         self._named_aloop(name).start()
 
-    def stop_aloop(
-        self, name: str, wait: WaitArg = True, cancel_tasks: bool = False
-    ) -> None:
+    def stop_aloop(self, name: str, wait: WaitArg = True, cancel_tasks: bool = False) -> None:
         """Stop the aloop called ``name``; it stays registered for restarts.
 
         Raises:
@@ -446,9 +392,7 @@ class TaskSupervisor:
         with self._lock:
             self.default_aloop = resolved
 
-    def resolve_aloop(
-        self, spec: ALoop | str | asyncio.AbstractEventLoop | None
-    ) -> ALoop:
+    def resolve_aloop(self, spec: ALoop | str | asyncio.AbstractEventLoop | None) -> ALoop:
         """Find the aloop that ``spec`` names, as workers and schedulers do.
 
         Args:
@@ -505,9 +449,7 @@ class TaskSupervisor:
             ValueError: If another scheduler has the same name.
         """
         self.require_active("register_scheduler()")
-        target = getattr(scheduler, "aloop", None) or getattr(
-            scheduler, "worker_loop", None
-        )
+        target = getattr(scheduler, "aloop", None) or getattr(scheduler, "worker_loop", None)
         foreign: asyncio.AbstractEventLoop | None = None
         aloop: ALoop | None = None
         if isinstance(target, asyncio.AbstractEventLoop):
@@ -517,18 +459,18 @@ class TaskSupervisor:
                 foreign = target
         else:
             aloop = self.resolve_aloop(target)
-        reg = self._add(scheduler, is_async=True)
+        entry = self._schedulers.add(scheduler, is_async=True)
         try:
             if foreign is not None:
-                reg.future = asyncio.run_coroutine_threadsafe(scheduler.loop(), foreign)
+                future = asyncio.run_coroutine_threadsafe(scheduler.loop(), foreign)
             else:
                 assert aloop is not None
-                reg.future = aloop.submit(scheduler.loop)
+                future = aloop.submit(scheduler.loop)
         except BaseException:
-            self._remove(scheduler)
+            self._schedulers.remove(scheduler)
             raise
-        reg.future.add_done_callback(lambda f: _log_loop_failure(self.id, reg.name, f))
-        return reg.future
+        self._schedulers.watch(entry, future)
+        return future
 
     #: neotasker's name for :meth:`register_scheduler`.
     register_async_scheduler = register_scheduler
@@ -541,37 +483,18 @@ class TaskSupervisor:
             ValueError: If another scheduler has the same name.
         """
         self.require_active("register_sync_scheduler()")
-        self._add(scheduler, is_async=False)
-
-    def _add(self, scheduler: Any, *, is_async: bool) -> _Registration:
-        name = scheduler_name(scheduler)
-        with self._lock:
-            if name in self._schedulers:
-                raise ValueError(
-                    f"a scheduler named {name!r} is already registered with "
-                    f"supervisor {self.id!r}; give each scheduler its own name"
-                )
-            reg = _Registration(scheduler, name, is_async)
-            self._schedulers[name] = reg
-        return reg
-
-    def _remove(self, scheduler: Any) -> None:
-        with self._lock:
-            for name, reg in list(self._schedulers.items()):
-                if reg.scheduler is scheduler:
-                    del self._schedulers[name]
+        self._schedulers.add(scheduler, is_async=False)
 
     def unregister_scheduler(self, scheduler: Any) -> None:
         """Forget ``scheduler``; does nothing if it is not registered."""
-        self._remove(scheduler)
+        self._schedulers.remove(scheduler)
 
     #: Sync schedulers live in the same registry.
     unregister_sync_scheduler = unregister_scheduler
 
     def get_schedulers(self) -> dict[str, Any]:
         """The registered schedulers by name, in registration order."""
-        with self._lock:
-            return {name: reg.scheduler for name, reg in self._schedulers.items()}
+        return self._schedulers.schedulers()
 
     # ---------------------------------------------------------- observation
 
@@ -591,14 +514,7 @@ class TaskSupervisor:
         """A JSON-serialisable snapshot of the supervisor and its parts."""
         with self._lock:
             aloops = [a.stats() for a in self.aloops.values()]
-            schedulers = [
-                {
-                    "name": r.name,
-                    "async": r.is_async,
-                    "type": type(r.scheduler).__name__,
-                }
-                for r in self._schedulers.values()
-            ]
+            schedulers = self._schedulers.stats()
             default = self.default_aloop.name if self.default_aloop else None
         return {
             "id": self.id,
@@ -610,21 +526,6 @@ class TaskSupervisor:
             "schedulers": schedulers,
             "pool": self._pool.stats(),
         }
-
-
-def _log_loop_failure(
-    supervisor_id: str, name: str, future: concurrent.futures.Future[Any]
-) -> None:
-    if future.cancelled():
-        return
-    exc = future.exception()
-    if exc is not None:
-        logger.error(
-            "supervisor: scheduler loop failed id=%s scheduler=%s",
-            supervisor_id,
-            name,
-            exc_info=exc,
-        )
 
 
 #: The default supervisor, created (not started) on import.

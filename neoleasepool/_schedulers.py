@@ -1,0 +1,150 @@
+"""The supervisor's registry of schedulers (layer 3, private).
+
+A scheduler is anything with an async ``loop()`` and a regular
+``stop(wait=True)``, where ``wait`` is ``True``, ``False`` or seconds:
+background workers, and the lease managers and grinders of the sync
+facades.  The registry keeps them in registration order, so that a stop can
+walk them newest first (a grinder stops before the manager it leases from),
+and it passes them ``wait`` only, since a third-party ``stop`` may take
+nothing else.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .aloop import remaining
+from .types import Stats, WaitArg
+
+__all__ = ["Registration", "SchedulerRegistry", "scheduler_name"]
+
+logger = logging.getLogger("neoleasepool.supervisor")
+
+_numbers = itertools.count(1)
+
+
+def scheduler_name(scheduler: Any) -> str:
+    """A scheduler's name: its ``name`` or ``_name`` string, else a new one."""
+    for attr in ("name", "_name"):
+        value = getattr(scheduler, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return f"{type(scheduler).__name__}_{next(_numbers)}"
+
+
+@dataclass
+class Registration:
+    """One registered scheduler and the future of its ``loop()``, if async."""
+
+    scheduler: Any
+    name: str
+    is_async: bool
+    future: concurrent.futures.Future[Any] | None = None
+
+
+class SchedulerRegistry:
+    """Registered schedulers by name, in registration order.
+
+    Args:
+        owner: The supervisor id, for messages and log lines.
+    """
+
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
+        self._lock = threading.RLock()
+        self._entries: dict[str, Registration] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def add(self, scheduler: Any, *, is_async: bool) -> Registration:
+        """Register ``scheduler`` under its name.
+
+        Raises:
+            ValueError: If another scheduler already has that name.
+        """
+        name = scheduler_name(scheduler)
+        with self._lock:
+            if name in self._entries:
+                raise ValueError(
+                    f"a scheduler named {name!r} is already registered with "
+                    f"supervisor {self._owner!r}; give each scheduler its own name"
+                )
+            entry = Registration(scheduler, name, is_async)
+            self._entries[name] = entry
+        return entry
+
+    def watch(self, entry: Registration, future: concurrent.futures.Future[Any]) -> None:
+        """Remember the future of ``entry``'s ``loop()`` and log if it fails."""
+        entry.future = future
+        future.add_done_callback(lambda done: self._log_failure(entry.name, done))
+
+    def _log_failure(self, name: str, future: concurrent.futures.Future[Any]) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            logger.error(
+                "supervisor: scheduler loop failed id=%s scheduler=%s",
+                self._owner,
+                name,
+                exc_info=exc,
+            )
+
+    def remove(self, scheduler: Any) -> None:
+        """Forget ``scheduler``; nothing happens if it is not registered."""
+        with self._lock:
+            for name, entry in list(self._entries.items()):
+                if entry.scheduler is scheduler:
+                    del self._entries[name]
+
+    def schedulers(self) -> dict[str, Any]:
+        """The schedulers by name, in registration order."""
+        with self._lock:
+            return {name: entry.scheduler for name, entry in self._entries.items()}
+
+    def stop_all(self, wait: WaitArg, deadline: float | None) -> None:
+        """Call every scheduler's ``stop(wait=...)``, newest first.
+
+        A number of seconds is passed as what is left of it before
+        ``deadline``.  A ``stop`` that raises is logged; the others still run.
+        """
+        with self._lock:
+            entries = list(reversed(self._entries.values()))
+        for entry in entries:
+            scheduler_wait = wait if isinstance(wait, bool) else remaining(deadline)
+            try:
+                entry.scheduler.stop(wait=scheduler_wait)
+            except Exception:
+                logger.exception(
+                    "supervisor: scheduler failed to stop id=%s scheduler=%s",
+                    self._owner,
+                    entry.name,
+                )
+
+    def clear(self, *, cancel_loops: bool) -> None:
+        """Forget every scheduler, cancelling their loops if asked."""
+        with self._lock:
+            entries = list(self._entries.values())
+            self._entries.clear()
+        if cancel_loops:
+            for entry in entries:
+                if entry.future is not None:
+                    entry.future.cancel()
+
+    def stats(self) -> list[Stats]:
+        """One JSON-serialisable dict per scheduler."""
+        with self._lock:
+            return [
+                {
+                    "name": entry.name,
+                    "async": entry.is_async,
+                    "type": type(entry.scheduler).__name__,
+                }
+                for entry in self._entries.values()
+            ]
