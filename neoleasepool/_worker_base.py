@@ -87,9 +87,7 @@ class BackgroundWorker:
         self.on_error = on_error
         self.on_error_kwargs = dict(on_error_kwargs or {})
         self.o = o
-        self.poll_delay = (
-            self.supervisor.poll_delay if poll_delay is None else poll_delay
-        )
+        self.poll_delay = self.supervisor.poll_delay if poll_delay is None else poll_delay
         self._lock = threading.RLock()
         self._active = False
         self._started = threading.Event()
@@ -102,11 +100,7 @@ class BackgroundWorker:
         self.errors = 0
 
     def __repr__(self) -> str:
-        state = (
-            "active"
-            if self._active
-            else ("stopping" if self._started.is_set() else "stopped")
-        )
+        state = "active" if self._active else ("stopping" if self._started.is_set() else "stopped")
         return f"<{type(self).__name__} {self.name!r} {state} runs={self.runs}>"
 
     @property
@@ -119,8 +113,7 @@ class BackgroundWorker:
     def run(self, *args: Any, **kwargs: Any) -> Any:
         """The target; override it or pass ``fn``.  Return ``False`` to stop."""
         raise NotImplementedError(
-            f"{type(self).__name__} {self.name!r} has no target: pass fn= or "
-            f"override run()"
+            f"{type(self).__name__} {self.name!r} has no target: pass fn= or override run()"
         )
 
     def before_start(self) -> None:
@@ -180,6 +173,7 @@ class BackgroundWorker:
             if self._active:
                 return
             self.supervisor.require_active(f"{type(self).__name__}.start()")
+            self._wait_previous_run()
             self.before_start()
             self._apply_start_options(kwargs)
             target_kwargs = dict(kwargs)
@@ -200,6 +194,19 @@ class BackgroundWorker:
             self.after_start()
         logger.debug("worker started name=%s", self.name)
 
+    def _wait_previous_run(self) -> None:
+        """Let a loop still winding down (after ``stop(wait=False)``) finish."""
+        previous = self._future
+        if previous is None or previous.done() or self._stopped.is_set():
+            return
+        if self._on_own_thread():
+            raise RuntimeError(
+                f"worker {self.name!r} cannot be started again from its own "
+                f"target while its loop still runs; return False to stop it, "
+                f"then start it from another thread"
+            )
+        self._stopped.wait()
+
     def _apply_start_options(self, kwargs: dict[str, Any]) -> None:
         """Pop the ``_loop``-style options that configure the worker itself."""
 
@@ -209,9 +216,7 @@ class BackgroundWorker:
                 f"BackgroundWorker {self.name!r} runs sync targets; use "
                 f"BackgroundAsyncWorker (or @background_worker) for async ones"
             )
-        if isinstance(
-            self.supervisor.thread_pool, concurrent.futures.ProcessPoolExecutor
-        ):
+        if isinstance(self.supervisor.thread_pool, concurrent.futures.ProcessPoolExecutor):
             raise TypeError(
                 f"BackgroundWorker {self.name!r} needs a thread pool, but the "
                 f"supervisor's pool is a ProcessPoolExecutor; use "
@@ -230,9 +235,7 @@ class BackgroundWorker:
         if wait:
             ready.wait()
         if future.done() and not future.cancelled() and future.exception() is not None:
-            raise RuntimeError(
-                f"worker {self.name!r} failed to start"
-            ) from future.exception()
+            raise RuntimeError(f"worker {self.name!r} failed to start") from future.exception()
 
     def loop(self) -> None:
         """The worker loop (runs in a pool thread)."""
@@ -377,9 +380,7 @@ class BackgroundAsyncWorker(BackgroundWorker):
 
     def _on_own_thread(self) -> bool:
         aloop = self.aloop
-        return super()._on_own_thread() or (
-            aloop is not None and aloop.in_loop_thread()
-        )
+        return super()._on_own_thread() or (aloop is not None and aloop.in_loop_thread())
 
     def _require_worker_loop(self, method: str, alternative: str) -> None:
         try:

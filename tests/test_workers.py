@@ -488,3 +488,26 @@ def test_supervisor_stop_drains_a_queue_worker_with_a_sync_target() -> None:
         worker.put_threadsafe(i)
     supervisor.stop()
     assert calls.items == list(range(20))
+
+
+def test_start_after_stop_without_wait_waits_for_the_old_loop(
+    sup: TaskSupervisor,
+) -> None:
+    calls = Calls()
+    gate = threading.Event()
+
+    def slow(item: int, **kwargs: Any) -> None:
+        gate.wait(5)
+        calls.note(item)
+
+    worker = BackgroundQueueWorker("again", slow, supervisor=sup)
+    worker.start()
+    worker.put_threadsafe(1)
+    worker.stop(wait=False)
+    threading.Timer(0.05, gate.set).start()
+    worker.start()  # waits for the first run's loop to drain and exit
+    worker.put_threadsafe(2)
+    calls.wait_for(2)
+    assert worker.is_active() and worker.name in sup.get_schedulers()
+    worker.stop()
+    assert calls.items == [1, 2]
