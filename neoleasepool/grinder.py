@@ -194,6 +194,7 @@ class WorkGrinder:
         while self._workers:
             await asyncio.gather(*self._workers, return_exceptions=True)
         self._started = False
+        self._stopping = False  # stopped now, no longer stopping
         self._batcher = None
         self._drain_inbox()
         self._binding.unbind()

@@ -1,0 +1,149 @@
+"""Work functions and helpers for the WorkGrinder tests.
+
+Process pools start their workers with ``forkserver``, so the functions
+they run must be importable by name; they live here at module level.
+Workers signal and wait through files, since a ``threading.Event`` does
+not cross a process boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def square(value: int) -> int:
+    """Return ``value * value``."""
+    return value * value
+
+
+def fail_with(message: str) -> None:
+    """Raise ``KeyError(message)``."""
+    raise KeyError(message)
+
+
+def fail_if_odd(value: int) -> int:
+    """Return ``value``, or raise ``ValueError`` if it is odd."""
+    if value % 2:
+        raise ValueError(f"odd {value}")
+    return value
+
+
+def raise_base(kind: str) -> None:
+    """Raise ``SystemExit`` or ``KeyboardInterrupt``, as the name says."""
+    if kind == "exit":
+        raise SystemExit(7)
+    raise KeyboardInterrupt
+
+
+def raise_stop_iteration() -> None:
+    """Raise ``StopIteration`` (which an asyncio future refuses to hold)."""
+    raise StopIteration("exhausted")
+
+
+def crash(code: int = 3) -> None:
+    """Kill the worker process at once, as a segfault or OOM kill would."""
+    os._exit(code)
+
+
+def getpid_after(value: object) -> tuple[int, object]:
+    """Return the worker's process id and ``value``."""
+    return os.getpid(), value
+
+
+def wait_for_file(started: str, release: str, value: object, timeout: float = 30.0) -> object:
+    """Create ``started``, wait (bounded) until ``release`` exists, return ``value``.
+
+    Runs in a worker process: the test creates the release file to let it go.
+    """
+    Path(started).touch()
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(release):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} never appeared")
+        time.sleep(0.005)
+    return value
+
+
+def sleep_then(seconds: float, value: object) -> object:
+    """Sleep ``seconds``, then return ``value`` (a deliberately slow item)."""
+    time.sleep(seconds)
+    return value
+
+
+class Gate:
+    """A thread-backend callable that signals when it starts and blocks until opened."""
+
+    def __init__(self, value: object = "gate") -> None:
+        self.started = threading.Event()
+        self.opened = threading.Event()
+        self.value = value
+        self.calls = 0
+
+    def __call__(self) -> object:
+        self.calls += 1
+        self.started.set()
+        if not self.opened.wait(30):
+            raise AssertionError("gate never opened")
+        return self.value
+
+    async def wait_started(self, timeout: float = 10.0) -> None:
+        started = await asyncio.to_thread(self.started.wait, timeout)
+        assert started, "gated call never started"
+
+
+class Counter:
+    """A thread-safe call counter: ``counter(value)`` counts and returns ``value``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def __call__(self, value: object = None) -> object:
+        with self._lock:
+            self.calls += 1
+        return value
+
+
+class EndCounter:
+    """Counts how many times each future ends (its done-callbacks run)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ends: dict[int, int] = {}
+
+    def watch(self, future: Any) -> Any:
+        self.ends.setdefault(id(future), 0)
+        future.add_done_callback(self._ended)
+        return future
+
+    def _ended(self, future: Any) -> None:
+        with self._lock:
+            self.ends[id(future)] += 1
+
+    def all_ended_once(self) -> bool:
+        with self._lock:
+            return all(count == 1 for count in self.ends.values())
+
+
+def collect_loop_errors(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]:
+    """Record what the loop's exception handler receives (errors in callbacks)."""
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    return errors
+
+
+def outcome(future: Any) -> object:
+    """``result``, the exception, or ``"cancelled"`` of a finished future."""
+    if future.cancelled():
+        return "cancelled"
+    exc = future.exception()
+    return exc if exc is not None else future.result()
+
+
+Work = Callable[..., Any]

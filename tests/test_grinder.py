@@ -1,0 +1,621 @@
+"""WorkGrinder: construction, batching, concurrency, results, loop ownership, stats.
+
+Cancellation and stopping are in ``test_grinder_stop.py``; failures,
+process pools and chunking in ``test_grinder_failures.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import math
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from neoleasepool import LeasedExecutorManager, LeasePoolNotStartedError, WorkGrinder
+from tests.grinder_work import Counter, Gate, fail_with, square
+from tests.support import await_until, run
+
+STATS_KEYS = {
+    "started",
+    "stopping",
+    "pending",
+    "batch_size_threshold",
+    "max_wait_seconds",
+    "lease_seconds",
+    "oldest_wait_seconds",
+    "batches_in_flight",
+    "leases_held",
+    "items_submitted",
+    "items_completed",
+    "items_failed",
+    "items_cancelled",
+}
+
+
+def manager(**kwargs: Any) -> LeasedExecutorManager:
+    kwargs.setdefault("max_pools", 1)
+    kwargs.setdefault("workers_per_pool", 2)
+    return LeasedExecutorManager(**kwargs)
+
+
+def grinder(mgr: LeasedExecutorManager, **kwargs: Any) -> WorkGrinder:
+    kwargs.setdefault("max_wait_seconds", 0.05)
+    kwargs.setdefault("batch_size_threshold", 4)
+    return WorkGrinder(executor_manager=mgr, **kwargs)
+
+
+# ------------------------------------------------------------- validation
+
+BAD_DURATIONS = [True, False, math.nan, math.inf, -math.inf, "1", "soon", 0, 0.0, -1, -0.5, None]
+BAD_COUNTS = [True, False, math.nan, math.inf, -math.inf, "3", 0, -1, -3.0, 1.9, 0.5, None]
+
+
+@pytest.mark.parametrize("argument", ["max_wait_seconds", "lease_seconds"])
+@pytest.mark.parametrize("value", BAD_DURATIONS, ids=repr)
+def test_bad_durations_are_rejected_with_a_value_error_naming_the_argument(
+    argument: str, value: object
+) -> None:
+    with pytest.raises(ValueError, match=argument):
+        WorkGrinder(executor_manager=manager(), **{argument: value})
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("batch_size_threshold", v) for v in BAD_COUNTS]
+    # chunk_size=None means automatic chunking
+    + [("chunk_size", v) for v in BAD_COUNTS if v is not None],
+    ids=repr,
+)
+def test_bad_counts_are_rejected_with_a_value_error_naming_the_argument(
+    argument: str, value: object
+) -> None:
+    with pytest.raises(ValueError, match=argument):
+        WorkGrinder(executor_manager=manager(), **{argument: value})
+
+
+def test_valid_arguments_are_accepted_and_shown_by_stats() -> None:
+    g = WorkGrinder(
+        executor_manager=manager(),
+        max_wait_seconds=0.25,
+        batch_size_threshold=3.0,  # a whole float is an integer, not a fraction
+        lease_seconds=7,
+        chunk_size=2,
+    )
+    stats = g.stats()
+    assert stats["max_wait_seconds"] == 0.25
+    assert stats["batch_size_threshold"] == 3 and type(stats["batch_size_threshold"]) is int
+    assert stats["lease_seconds"] == 7.0
+    assert stats["chunking"] == 2
+    assert WorkGrinder(executor_manager=manager()).stats()["chunking"] == "auto"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"executor_manager": object()}, "executor_manager"),
+        ({"owner_prefix": ""}, "owner_prefix"),
+        ({"owner_prefix": 3}, "owner_prefix"),
+        ({"logger": "grinder"}, "logger"),
+    ],
+)
+def test_other_bad_arguments_are_rejected_naming_the_argument(
+    kwargs: dict[str, Any], argument: str
+) -> None:
+    kwargs.setdefault("executor_manager", manager())
+    with pytest.raises(ValueError, match=argument):
+        WorkGrinder(**kwargs)
+
+
+# ------------------------------------------------------- seed scenarios
+
+
+def test_submit_returns_each_callers_result() -> None:
+    async def main() -> None:
+        mgr = manager(workers_per_pool=4)
+        g = grinder(mgr, batch_size_threshold=10, max_wait_seconds=1.0)
+        await mgr.start()
+        await g.start()
+        try:
+            results = await asyncio.gather(
+                *(g.submit(square, i, owner=f"item-{i}") for i in range(20))
+            )
+            assert results == [i * i for i in range(20)]
+            assert await g.submit(pow, 2, exp=5) == 32  # keyword arguments reach fn
+            stats = g.stats()
+            assert stats["items_completed"] == 21 and stats["pending"] == 0
+        finally:
+            await g.stop(cancel_pending=True)
+            await mgr.stop()
+
+    run(main())
+
+
+def test_enqueue_returns_a_future_at_once_and_results_arrive_later() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr, batch_size_threshold=5, max_wait_seconds=30.0)
+        await mgr.start()
+        await g.start()
+        try:
+            futures = [await g.enqueue(str, i, owner=f"format-{i}") for i in range(4)]
+            assert all(isinstance(f, asyncio.Future) for f in futures)
+            assert not any(f.done() for f in futures)
+            assert g.stats()["pending"] == 4  # below the threshold, far from the deadline
+            futures.append(await g.enqueue(str, 4))  # the fifth item forms the batch
+            assert await asyncio.gather(*futures) == ["0", "1", "2", "3", "4"]
+            assert g.stats()["pending"] == 0
+        finally:
+            await g.stop(cancel_pending=True)
+            await mgr.stop()
+
+    run(main())
+
+
+def test_submit_from_thread_returns_a_concurrent_future_with_the_result() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr, batch_size_threshold=1)
+        await mgr.start()
+        await g.start()
+        answers: list[object] = []
+
+        def from_thread() -> None:
+            future = g.submit_from_thread(square, 12, owner="external-thread")
+            answers.append(type(future).__mro__)
+            answers.append(future.result(timeout=10))
+            failing = g.submit_from_thread(fail_with, "thread-side")
+            answers.append(failing.exception(timeout=10))
+            answers.append(g.stats_from_thread(timeout=10)["items_completed"])
+
+        try:
+            await asyncio.to_thread(from_thread)
+            assert concurrent.futures.Future in answers[0]  # type: ignore[operator]
+            assert answers[1] == 144
+            assert isinstance(answers[2], KeyError) and "thread-side" in str(answers[2])
+            assert answers[3] == 1
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_a_raising_callable_fails_only_its_own_caller() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr, batch_size_threshold=4, chunk_size=4)  # all four in one call
+        await mgr.start()
+        await g.start()
+        try:
+            results = await asyncio.gather(
+                g.submit(square, 2),
+                g.submit(fail_with, "bad item"),
+                g.submit(square, 3),
+                g.submit(fail_with, "other bad item"),
+                return_exceptions=True,
+            )
+            assert results[0] == 4 and results[2] == 9
+            assert isinstance(results[1], KeyError) and "'bad item'" in str(results[1])
+            assert isinstance(results[3], KeyError) and "other bad item" in str(results[3])
+            stats = g.stats()
+            assert (stats["items_completed"], stats["items_failed"]) == (2, 2)
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_submit_before_start_and_after_stop_raises_runtime_error() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr)
+        with pytest.raises(RuntimeError, match="not started"):
+            await g.submit(square, 1)
+        with pytest.raises(LeasePoolNotStartedError):
+            await g.enqueue(square, 1)
+        with pytest.raises(LeasePoolNotStartedError, match="manager"):
+            await g.start()  # the manager is not started yet
+        await mgr.start()
+        await g.start()
+        await g.stop()
+        with pytest.raises(RuntimeError, match="not started"):
+            await g.submit(square, 1)
+        with pytest.raises(RuntimeError):
+            await asyncio.to_thread(g.submit_from_thread, square, 1)
+        await mgr.stop()
+
+    run(main())
+
+
+def test_a_stopped_grinder_can_start_again() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr, batch_size_threshold=1)
+        await mgr.start()
+        try:
+            await g.start()
+            assert await g.submit(square, 3) == 9
+            await g.stop()
+            await g.start()
+            assert await g.submit(square, 4) == 16
+            assert g.stats()["items_completed"] == 2
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+# --------------------------------------------------------------- batching
+
+
+def test_a_batch_starts_when_pending_work_reaches_the_threshold() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr, batch_size_threshold=3, max_wait_seconds=60.0)
+        await mgr.start()
+        await g.start()
+        try:
+            first = [await g.enqueue(square, i) for i in range(2)]
+            await asyncio.sleep(0.1)  # give a (wrong) early batch the chance to run
+            assert not any(f.done() for f in first)
+            assert g.stats()["pending"] == 2 and g.stats()["batches_run"] == 0
+            third = await g.enqueue(square, 2)
+            assert await asyncio.wait_for(asyncio.gather(*first, third), 10) == [0, 1, 4]
+            assert g.stats()["batches_run"] == 1
+        finally:
+            await g.stop(cancel_pending=True)
+            await mgr.stop()
+
+    run(main())
+
+
+def test_a_lone_item_runs_soon_after_max_wait_seconds() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr, batch_size_threshold=100, max_wait_seconds=0.2)
+        await mgr.start()
+        await g.start()
+        try:
+            ran_at: list[float] = []
+            begin = time.monotonic()
+            future = await g.enqueue(lambda: ran_at.append(time.monotonic()))
+            await asyncio.wait_for(future, 10)
+            waited = ran_at[0] - begin
+            assert waited >= 0.2  # not before the deadline
+            assert waited < 2.0  # and not a long poll period after it (generous bound)
+            # A second lone item gets a fresh deadline of its own.
+            begin = time.monotonic()
+            await asyncio.wait_for(g.submit(lambda: ran_at.append(time.monotonic())), 10)
+            assert 0.2 <= ran_at[1] - begin < 2.0
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_a_batch_holds_at_most_threshold_items() -> None:
+    async def main() -> None:
+        mgr = manager(workers_per_pool=1)
+        g = grinder(mgr, batch_size_threshold=3, max_wait_seconds=0.05)
+        await mgr.start()
+        await g.start()
+        try:
+            gate = Gate()
+            blocker = await g.enqueue(gate)
+            await gate.wait_started()  # the only pool is busy with a batch of one
+            backlog = [await g.enqueue(square, i) for i in range(10)]
+            gate.opened.set()
+            assert await asyncio.wait_for(asyncio.gather(*backlog), 10) == [
+                i * i for i in range(10)
+            ]
+            await blocker
+            stats = g.stats()
+            # 1 + 10 items in batches of at most 3: at least 1 + 4 batches.
+            assert stats["batches_run"] >= 5
+        finally:
+            gate.opened.set()
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_batches_run_concurrently_each_under_its_own_lease() -> None:
+    async def main() -> None:
+        mgr = manager(max_pools=3, min_pools=1, workers_per_pool=1)
+        g = grinder(mgr, batch_size_threshold=1, max_wait_seconds=60.0)
+        await mgr.start()
+        await g.start()
+        barrier = threading.Barrier(3, timeout=20)
+        release = threading.Event()
+
+        def meet() -> int:
+            # Each item waits for the other two: all three get past the
+            # barrier only if three batches run at once, on three pools of
+            # one worker each.  Then they hold their leases until released.
+            index = barrier.wait()
+            assert release.wait(20)
+            return index
+
+        try:
+            futures = [await g.enqueue(meet) for _ in range(3)]
+            await await_until(lambda: barrier.n_waiting == 0 and g.stats()["leases_held"] == 3)
+            assert mgr.stats()["leased"] == 3
+            owners = {lease["owner"] for lease in mgr.stats()["leases"]}
+            assert len(owners) == 3 and all(o.startswith("work-grinder-") for o in owners)
+            release.set()
+            assert sorted(await asyncio.wait_for(asyncio.gather(*futures), 30)) == [0, 1, 2]
+            assert g.stats()["leases_acquired"] >= 3
+        finally:
+            release.set()
+            barrier.abort()
+            await g.stop(cancel_pending=True)
+            await mgr.stop()
+
+    run(main())
+
+
+def test_the_grinder_keeps_forming_batches_while_earlier_ones_run() -> None:
+    async def main() -> None:
+        mgr = manager(max_pools=2, workers_per_pool=1)
+        g = grinder(mgr, batch_size_threshold=1, max_wait_seconds=60.0)
+        await mgr.start()
+        await g.start()
+        gate = Gate()
+        try:
+            blocked = await g.enqueue(gate)
+            await gate.wait_started()
+            # The first batch is still running; the next one runs on the other pool.
+            assert await asyncio.wait_for(g.submit(square, 5), 10) == 25
+            assert not blocked.done()
+            gate.opened.set()
+            assert await blocked == "gate"
+        finally:
+            gate.opened.set()
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_each_future_resolves_when_its_own_item_finishes() -> None:
+    async def main() -> None:
+        mgr = manager(workers_per_pool=2)
+        g = grinder(mgr, batch_size_threshold=2, max_wait_seconds=60.0)
+        await mgr.start()
+        await g.start()
+        gate = Gate()
+        try:
+            blocked = await g.enqueue(gate)
+            fast = await g.enqueue(square, 6)  # same batch as the blocked item
+            assert await asyncio.wait_for(fast, 10) == 36
+            assert not blocked.done() and gate.started.is_set()
+            assert g.stats()["batches_run"] == 1
+        finally:
+            gate.opened.set()
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+# --------------------------------------------------------- loop ownership
+
+
+def _in_other_loop(coro_fn: Any) -> BaseException | None:
+    """Run ``coro_fn()`` on a new loop in this (non-owner) thread; return its error."""
+    try:
+        asyncio.run(coro_fn())
+    except BaseException as exc:
+        return exc
+    return None
+
+
+@pytest.mark.parametrize("method", ["submit", "enqueue"])
+def test_async_submission_from_another_loop_names_submit_from_thread(method: str) -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr)
+        await mgr.start()
+        await g.start()
+        try:
+
+            async def foreign() -> None:
+                await getattr(g, method)(square, 2)
+
+            error = await asyncio.to_thread(_in_other_loop, foreign)
+            assert isinstance(error, RuntimeError)
+            assert "submit_from_thread" in str(error) and method in str(error)
+            assert g.stats()["items_submitted"] == 0
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_stats_stop_and_astats_from_another_loop_raise_runtime_error() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr)
+        await mgr.start()
+        await g.start()
+        try:
+
+            async def foreign_astats() -> None:
+                await g.astats()
+
+            async def foreign_stop() -> None:
+                await g.stop()
+
+            async def foreign_stats() -> None:
+                g.stats()
+
+            for fn in (foreign_astats, foreign_stats):
+                error = await asyncio.to_thread(_in_other_loop, fn)
+                assert isinstance(error, RuntimeError) and "stats_from_thread" in str(error)
+            error = await asyncio.to_thread(_in_other_loop, foreign_stop)
+            assert isinstance(error, RuntimeError)
+            assert g.stats()["started"] is True  # the foreign stop did nothing
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_thread_safe_methods_refuse_the_owning_loop_thread() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr)
+        await mgr.start()
+        await g.start()
+        try:
+            with pytest.raises(RuntimeError, match=r"submit\(\)"):
+                g.submit_from_thread(square, 2)
+            with pytest.raises(RuntimeError, match=r"astats\(\)"):
+                g.stats_from_thread(timeout=1)
+            assert g.stats()["items_submitted"] == 0
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_stats_from_thread_before_start_raises_runtime_error() -> None:
+    g = grinder(manager())
+    with pytest.raises(RuntimeError, match="not started"):
+        g.stats_from_thread(timeout=1)
+    with pytest.raises(ValueError, match="timeout"):
+        g.stats_from_thread(timeout=-1)
+
+
+# ------------------------------------------------------------------ stats
+
+
+def test_stats_before_start_and_after_stop() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr, batch_size_threshold=2, max_wait_seconds=0.5, lease_seconds=9.0)
+        before = g.stats()
+        assert before.keys() >= STATS_KEYS
+        assert before["started"] is False and before["stopping"] is False
+        assert before["pending"] == 0 and before["oldest_wait_seconds"] == 0.0
+        assert (before["batch_size_threshold"], before["max_wait_seconds"]) == (2, 0.5)
+        assert before["lease_seconds"] == 9.0
+        json.dumps(before)
+        await mgr.start()
+        try:
+            await g.start()
+            assert await g.submit(square, 3) == 9
+            await g.stop()
+            after = g.stats()
+            assert after["started"] is False and after["stopping"] is False
+            assert after["pending"] == 0
+            assert after["items_submitted"] == after["items_completed"] == 1
+            assert after["batches_in_flight"] == after["leases_held"] == 0
+            json.dumps(after)
+            assert "stopping" not in repr(g)
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_stats_count_what_happened() -> None:
+    async def main() -> None:
+        mgr = manager(workers_per_pool=1)
+        g = grinder(mgr, batch_size_threshold=3, max_wait_seconds=60.0)
+        await mgr.start()
+        await g.start()
+        gate = Gate()
+        try:
+            blocked = await g.enqueue(gate)
+            fine = await g.enqueue(square, 2)
+            bad = await g.enqueue(fail_with, "x")
+            await gate.wait_started()
+            running = await g.astats()
+            assert running["started"] is True and running["stopping"] is False
+            assert running["batches_in_flight"] == running["leases_held"] == 1
+            assert running["pending"] == 0 and running["items_submitted"] == 3
+            queued = [await g.enqueue(square, i) for i in range(2)]
+            await asyncio.sleep(0.05)
+            stats = g.stats()
+            assert stats["pending"] == 2 and stats["oldest_wait_seconds"] >= 0.05
+            assert stats["oldest_wait_seconds"] < 30
+            queued[0].cancel()
+            assert g.stats()["pending"] == 1
+            gate.opened.set()
+            await asyncio.gather(blocked, fine, bad, return_exceptions=True)
+            assert "pending=1" in repr(g) and "started" in repr(g)
+            await g.stop()  # drains the last queued item
+            assert queued[1].result() == 1
+            stats = g.stats()
+            assert stats["items_submitted"] == 5
+            assert stats["items_completed"] == 3  # gate, square(2), square(1)
+            assert stats["items_failed"] == 1
+            assert stats["items_cancelled"] == 1
+            assert stats["pending"] == 0 and stats["batches_run"] >= 2
+        finally:
+            gate.opened.set()
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_stats_from_thread_matches_the_loop_view() -> None:
+    async def main() -> None:
+        mgr = manager()
+        g = grinder(mgr, batch_size_threshold=10, max_wait_seconds=60.0)
+        await mgr.start()
+        await g.start()
+        try:
+            futures = [await g.enqueue(square, i) for i in range(3)]
+            stats = await asyncio.to_thread(g.stats_from_thread, 10)
+            assert stats["pending"] == 3 and stats["started"] is True
+            assert stats.keys() >= STATS_KEYS
+            for f in futures:
+                f.cancel()
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_many_submitters_from_threads_all_get_their_results() -> None:
+    async def main() -> None:
+        mgr = manager(max_pools=2)
+        g = grinder(mgr, batch_size_threshold=8, max_wait_seconds=0.02)
+        await mgr.start()
+        await g.start()
+        counter = Counter()
+
+        def submitter(base: int) -> list[object]:
+            futures = [g.submit_from_thread(counter, base + i) for i in range(50)]
+            return [f.result(timeout=20) for f in futures]
+
+        try:
+            results = await asyncio.gather(
+                *(asyncio.to_thread(submitter, 1000 * t) for t in range(4))
+            )
+            for t, values in enumerate(results):
+                assert values == [1000 * t + i for i in range(50)]
+            assert counter.calls == 200
+            assert g.stats()["items_completed"] == 200
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
