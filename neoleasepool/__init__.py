@@ -30,6 +30,7 @@ from .grinder import WorkGrinder
 from .lease import ExecutorLease, LeaseState
 from .manager import LeasedExecutorManager
 from .process_logging import ProcessLoggingConfig
+from .supervised import SupervisedLease, SupervisedLeaseManager, SupervisedWorkGrinder
 from .supervisor import SupervisorInfo, TaskSupervisor, spawn, task_supervisor
 from .workers import (
     BackgroundAsyncWorker,
@@ -61,6 +62,9 @@ __all__ = [
     "LeasedExecutorManager",
     "PoolSpec",
     "ProcessLoggingConfig",
+    "SupervisedLease",
+    "SupervisedLeaseManager",
+    "SupervisedWorkGrinder",
     "SupervisorInfo",
     "TaskSupervisor",
     "UnsupportedBackendError",

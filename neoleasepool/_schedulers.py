@@ -108,18 +108,24 @@ class SchedulerRegistry:
         with self._lock:
             return {name: entry.scheduler for name, entry in self._entries.items()}
 
-    def stop_all(self, wait: WaitArg, deadline: float | None) -> None:
+    def stop_all(self, wait: WaitArg, deadline: float | None, cancel_tasks: bool = False) -> None:
         """Call every scheduler's ``stop(wait=...)``, newest first.
 
         A number of seconds is passed as what is left of it before
-        ``deadline``.  A ``stop`` that raises is logged; the others still run.
+        ``deadline``.  Schedulers that declare ``accepts_cancel_tasks``
+        (neoleasepool's own facades) also get ``cancel_tasks``; third-party
+        ones get ``wait`` only.  A ``stop`` that raises is logged; the others
+        still run.
         """
         with self._lock:
             entries = list(reversed(self._entries.values()))
         for entry in entries:
             scheduler_wait = wait if isinstance(wait, bool) else remaining(deadline)
             try:
-                entry.scheduler.stop(wait=scheduler_wait)
+                if getattr(entry.scheduler, "accepts_cancel_tasks", False) is True:
+                    entry.scheduler.stop(wait=scheduler_wait, cancel_tasks=cancel_tasks)
+                else:
+                    entry.scheduler.stop(wait=scheduler_wait)
             except Exception:
                 logger.exception(
                     "supervisor: scheduler failed to stop id=%s scheduler=%s",

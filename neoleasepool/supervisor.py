@@ -17,6 +17,11 @@ A :class:`TaskSupervisor` owns
 that lets each part drain into the next: schedulers (newest first), then
 aloops, then the supervisor's loop, then the pool, which is joined.  The
 API follows neotasker's supervisor, so code written for it keeps working.
+
+:meth:`TaskSupervisor.create_lease_manager` and
+:meth:`TaskSupervisor.create_work_grinder` build the blocking facades of
+:mod:`neoleasepool.supervised`; that module depends on aloops and the async
+core only, so importing it here keeps every import pointing downwards.
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ from ._pool import SupervisorPool
 from ._schedulers import SchedulerRegistry
 from .aloop import ALoop, deadline_from_wait
 from .exceptions import LeasePoolNotStartedError
+from .supervised import (
+    SupervisedLeaseManager,
+    SupervisedWorkGrinder,
+    create_lease_manager,
+    create_work_grinder,
+)
 from .types import Stats, WaitArg
 
 __all__ = ["SupervisorInfo", "TaskSupervisor", "spawn", "task_supervisor"]
@@ -276,7 +287,7 @@ class TaskSupervisor:
             self._active = False
             try:
                 if stop_schedulers:
-                    self._schedulers.stop_all(wait, deadline)
+                    self._schedulers.stop_all(wait, deadline, cancel_tasks)
                     logger.debug("supervisor schedulers stopped id=%s", self.id)
                 self._schedulers.clear(cancel_loops=cancel_tasks)
                 self._stop_loops(deadline, cancel_tasks)
@@ -495,6 +506,72 @@ class TaskSupervisor:
     def get_schedulers(self) -> dict[str, Any]:
         """The registered schedulers by name, in registration order."""
         return self._schedulers.schedulers()
+
+    def get_scheduler(self, name: str) -> Any:
+        """The registered scheduler called ``name``.
+
+        Raises:
+            KeyError: If no scheduler has that name.
+        """
+        schedulers = self._schedulers.schedulers()
+        if name not in schedulers:
+            raise KeyError(
+                f"supervisor {self.id!r} has no scheduler named {name!r}; "
+                f"registered: {', '.join(schedulers) or 'none'}"
+            )
+        return schedulers[name]
+
+    # ---------------------------------------------- supervised leasing
+
+    def create_lease_manager(
+        self, name: str, *, aloop: ALoop | str | None = None, **manager_kwargs: Any
+    ) -> SupervisedLeaseManager:
+        """Start a :class:`~neoleasepool.manager.LeasedExecutorManager` on an
+        aloop and register its blocking facade as a scheduler.
+
+        Args:
+            name: The scheduler name (also the default ``name_prefix``).
+            aloop: The aloop (or its name) to run on; by default the default
+                aloop, else a dedicated aloop ``leasepool_<name>`` that the
+                facade owns and stops.
+            **manager_kwargs: ``LeasedExecutorManager`` arguments
+                (``max_pools`` is required).
+
+        Returns:
+            The facade: ``acquire``/``lease``/``run``/``stats``... from sync
+            code, ``.manager`` for async code on its loop.
+
+        Raises:
+            LeasePoolNotStartedError: If the supervisor is not running.
+            ValueError: If the name is taken or an argument is invalid.
+        """
+        return create_lease_manager(self, name, aloop=aloop, **manager_kwargs)
+
+    def create_work_grinder(
+        self,
+        name: str,
+        manager: SupervisedLeaseManager | str,
+        *,
+        aloop: ALoop | str | None = None,
+        **grinder_kwargs: Any,
+    ) -> SupervisedWorkGrinder:
+        """Start a :class:`~neoleasepool.grinder.WorkGrinder` on ``manager``'s
+        aloop and register its blocking facade as a scheduler.
+
+        Registered after its manager, the grinder is stopped (drained) before
+        it by :meth:`stop`.
+
+        Args:
+            name: The scheduler name (also the default ``owner_prefix``).
+            manager: A facade from :meth:`create_lease_manager`, or its name.
+            aloop: Must be ``None`` or the manager's aloop.
+            **grinder_kwargs: ``WorkGrinder`` arguments.
+
+        Raises:
+            LeasePoolNotStartedError: If the supervisor is not running.
+            ValueError: If the name is taken or an argument is invalid.
+        """
+        return create_work_grinder(self, name, manager, aloop=aloop, **grinder_kwargs)
 
     # ---------------------------------------------------------- observation
 
