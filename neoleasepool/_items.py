@@ -34,7 +34,9 @@ __all__ = [
 #: ``(True, result)`` or ``(False, exception)`` for one item.
 Outcome = tuple[bool, Any]
 
-QUEUED, RUNNING, ENDED = 0, 1, 2
+#: Item states.  A ``submit_from_thread`` item is ``INBOX`` until the loop
+#: takes it into the queue; the others start ``QUEUED``.
+QUEUED, RUNNING, ENDED, INBOX = 0, 1, 2, 3
 
 
 class CancelSink(Protocol):
@@ -102,7 +104,7 @@ class ThreadItem(concurrent.futures.Future[Any]):
         self.args = args
         self.kwargs = kwargs
         self.enqueued_at = time.monotonic()
-        self.state = QUEUED
+        self.state = INBOX
         self.outcome: Outcome | None = None
 
     def cancel(self) -> bool:

@@ -326,13 +326,16 @@ class WorkGrinder:
         batcher = self._batcher
         accepting = self._started and batcher is not None and not batcher.done()
         for item in items:
+            if accepting and not self._cancelling and not item.cancelled():
+                item.state = QUEUED
+                self._accept(item)
+                continue
+            self._counts["submitted"] += 1
             if item.cancelled():
-                item.state = ENDED  # its cancel hop, queued after us, finds nothing to do
+                item.state = ENDED  # its cancel hop (INBOX or ENDED) finds nothing to do
                 self._counts["cancelled"] += 1
             elif self._cancelling:
                 self._count_cancel(item)
-            elif accepting:
-                self._accept(item)
             else:
                 item.state = ENDED
                 self._counts["failed"] += 1
@@ -347,7 +350,10 @@ class WorkGrinder:
             self._wake.set()
 
     def _item_cancelled(self, item: Item) -> None:
-        """On the loop: the caller cancelled ``item``."""
+        """On the loop: the caller cancelled ``item``.
+
+        An ``INBOX`` item is not queued yet: :meth:`_drain_inbox` drops it.
+        """
         if item.state == QUEUED:
             item.state = ENDED
             item.fn, item.args, item.kwargs = None, (), {}
