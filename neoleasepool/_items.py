@@ -76,12 +76,21 @@ class AsyncItem(asyncio.Future[Any]):
         return True
 
     def resolve(self, outcome: Outcome) -> None:
-        """Set the outcome (on the loop); no-op if already cancelled."""
+        """Set the outcome (on the loop); no-op if already cancelled.
+
+        An asyncio future refuses ``StopIteration`` (``TypeError``), so a
+        callable's ``StopIteration`` arrives as the cause of a
+        ``RuntimeError``, as in a coroutine (PEP 479).
+        """
         if self.done():
             return
         ok, value = outcome
         if ok:
             self.set_result(value)
+        elif isinstance(value, StopIteration):
+            error = RuntimeError(f"the callable raised StopIteration: {value!r}")
+            error.__cause__ = value
+            self.set_exception(error)
         else:
             self.set_exception(value)
 

@@ -12,7 +12,6 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +73,13 @@ def sleep_then(seconds: float, value: object) -> object:
     """Sleep ``seconds``, then return ``value`` (a deliberately slow item)."""
     time.sleep(seconds)
     return value
+
+
+def wait_then(event: threading.Event, seconds: float, value: object) -> tuple[bool, object]:
+    """Wait (bounded) for ``event``, sleep ``seconds``; return whether it was set."""
+    was_set = event.wait(5)
+    time.sleep(seconds)
+    return was_set, value
 
 
 class Gate:
@@ -145,5 +151,3 @@ def outcome(future: Any) -> object:
     exc = future.exception()
     return exc if exc is not None else future.result()
 
-
-Work = Callable[..., Any]
