@@ -45,8 +45,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from neoleasepool import TaskSupervisor
-from neoleasepool.supervised import SupervisedLeaseManager
+from neoleasepool import SupervisedLeaseManager, TaskSupervisor
 
 from ._harness import Reporter, Row, have
 from ._work import noop

@@ -24,8 +24,7 @@ import threading
 import time
 from typing import Any
 
-from neoleasepool import background_worker, task_supervisor
-from neoleasepool.supervised import SupervisedLeaseManager
+from neoleasepool import SupervisedLeaseManager, background_worker, task_supervisor
 
 # What successive scans find: 12 devices, 31, 5, then none.
 SCANS = [12, 31, 5, 0]

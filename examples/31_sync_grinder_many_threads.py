@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import threading
 
-from neoleasepool import task_supervisor
-from neoleasepool.supervised import SupervisedWorkGrinder
+from neoleasepool import SupervisedWorkGrinder, task_supervisor
 
 THREADS = 16
 ITEMS_PER_THREAD = 200
