@@ -175,7 +175,7 @@ def test_revocation_shuts_the_pool_down_while_the_new_one_works() -> None:
             return "late"
 
         try:
-            lease = await manager.acquire(lease_seconds=0.2)
+            lease = await manager.acquire(lease_seconds=1.0)
             future = lease.executor.submit(stuck)
             assert await asyncio.to_thread(started.wait, 10)
             await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
@@ -201,7 +201,7 @@ def test_revocation_kills_running_process_work() -> None:
         try:
             async with await manager.acquire() as warm_up:  # start the worker
                 await warm_up.run(getpid)
-            lease = await manager.acquire(lease_seconds=0.3)
+            lease = await manager.acquire(lease_seconds=1.0)
             began = time.monotonic()
             with pytest.raises(BrokenProcessPool):
                 await lease.run(sleep_then, 60.0, "never")
@@ -221,7 +221,7 @@ def test_draining_lease_is_revoked_at_hard_expiry() -> None:
         await manager.start()
         gate = threading.Event()
         try:
-            lease = await manager.acquire(lease_seconds=0.3)
+            lease = await manager.acquire(lease_seconds=1.0)
             future = lease.executor.submit(gate.wait, 30)
             await lease.release()
             assert lease.state is LeaseState.DRAINING

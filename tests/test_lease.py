@@ -17,7 +17,7 @@ from neoleasepool import (
     WrongLoopError,
 )
 from tests.support import await_until, run
-from tests.workfns import square, thread_name
+from tests.workfns import sleep_then, square, thread_name
 
 BACKENDS = ["thread", "process"]
 
@@ -437,6 +437,29 @@ def test_drained_surplus_pool_is_shut_down() -> None:
             await keep.release()
         finally:
             gate.opened.set()
+            await manager.stop()
+
+    run(main())
+
+
+def test_release_drains_process_work_before_reuse() -> None:
+    async def main() -> None:
+        manager = make(backend="process", max_pools=1, workers_per_pool=1)
+        await manager.start()
+        try:
+            lease = await manager.acquire()
+            await lease.run(square, 1)  # the worker is up
+            future = lease.executor.submit(sleep_then, 0.5, "slow")
+            await lease.release()
+            assert lease.state is LeaseState.DRAINING
+            with pytest.raises(LeaseUnavailableError):
+                await manager.acquire(wait=False)
+            nxt = await manager.acquire(timeout=30)
+            assert future.done() and future.result() == "slow"
+            assert lease.state is LeaseState.DONE
+            assert await nxt.run(square, 3) == 9
+            await nxt.release()
+        finally:
             await manager.stop()
 
     run(main())
