@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
+import pickle
 import threading
 import time
 from collections import deque
@@ -32,7 +33,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ._chunking import ChunkPlanner
-from ._items import ENDED, QUEUED, RUNNING, AsyncItem, Item, ThreadItem, run_calls, run_items
+from ._items import (
+    ENDED,
+    QUEUED,
+    RUNNING,
+    AsyncItem,
+    Item,
+    ThreadItem,
+    run_calls,
+    run_calls_pickled,
+    run_items,
+)
 from ._loops import LoopBinding
 from ._validation import check_duration, check_optional_timeout, check_positive_int
 from .exceptions import LeasePoolNotStartedError, WrongLoopError
@@ -52,9 +63,12 @@ _CANCELLED = (asyncio.CancelledError, concurrent.futures.CancelledError)
 class _Batch:
     """Items running under one lease, and how many chunks are still out."""
 
-    __slots__ = ("done", "items", "outstanding")
+    __slots__ = ("done", "items", "lease", "outstanding")
 
-    def __init__(self, items: list[Item], done: asyncio.Future[None]) -> None:
+    def __init__(
+        self, lease: ExecutorLease, items: list[Item], done: asyncio.Future[None]
+    ) -> None:
+        self.lease = lease
         self.items = items
         self.outstanding = 0
         self.done = done
@@ -124,6 +138,7 @@ class WorkGrinder:
         self._inbox_armed = False
         self._batch_numbers = itertools.count(1)
         self._in_process = False
+        self._pickled = False
         self._counts = dict.fromkeys(
             ("submitted", "completed", "failed", "cancelled", "batches", "leases"), 0
         )
@@ -159,7 +174,9 @@ class WorkGrinder:
             raise WrongLoopError(
                 "WorkGrinder.start() must run on the loop that started its manager"
             )
-        self._in_process = getattr(self._manager, "backend", None) == "thread"
+        backend = getattr(self._manager, "backend", None)
+        self._in_process = backend == "thread"
+        self._pickled = backend in ("process", "interpreter")
         self._wake = asyncio.Event()
         self._stopping = self._cancelling = False
         self._started = True
@@ -457,34 +474,41 @@ class WorkGrinder:
 
     async def _run_batch(self, lease: ExecutorLease, items: list[Item]) -> None:
         loop = asyncio.get_running_loop()
-        batch = _Batch(items, loop.create_future())
+        batch = _Batch(lease, items, loop.create_future())
         self._running.update(items)
         workers = getattr(self._manager, "workers_per_pool", 1)
         size = self._planner.chunk_size(len(items), workers)
         for start in range(0, len(items), size):
-            chunk = items[start : start + size]
             try:
-                if self._in_process:
-                    future: concurrent.futures.Future[Any] = lease.executor.submit(
-                        run_items, chunk
-                    )
-                else:
-                    live = [i for i in chunk if i.state == RUNNING]
-                    chunk = live
-                    if not live:
-                        continue
-                    calls = [(i.fn, i.args, i.kwargs) for i in live if i.fn is not None]
-                    future = lease.executor.submit(run_calls, calls)
+                self._submit_chunk(batch, items[start : start + size])
             except Exception as exc:
                 self._fail_unsubmitted(items[start:], exc)
                 break
-            batch.outstanding += 1
-            self._chunks.add(future)
-            future.add_done_callback(
-                lambda f, chunk=chunk: self._chunk_finished(f, chunk, batch)  # type: ignore[misc]
-            )
         if batch.outstanding:
             await batch.done
+
+    def _submit_chunk(self, batch: _Batch, chunk: list[Item]) -> None:
+        """Hand ``chunk`` to the batch's lease as one executor call.
+
+        Raises:
+            Exception: Whatever the executor's ``submit`` raises.
+        """
+        if self._in_process:
+            future: concurrent.futures.Future[Any] = batch.lease.executor.submit(
+                run_items, chunk
+            )
+        else:
+            chunk = [i for i in chunk if i.state == RUNNING]
+            if not chunk:
+                return
+            calls = [(i.fn, i.args, i.kwargs) for i in chunk if i.fn is not None]
+            runner = run_calls_pickled if self._pickled else run_calls
+            future = batch.lease.executor.submit(runner, calls)
+        batch.outstanding += 1
+        self._chunks.add(future)
+        future.add_done_callback(
+            lambda f, chunk=chunk: self._chunk_finished(f, chunk, batch)  # type: ignore[misc]
+        )
 
     def _fail_unsubmitted(self, items: list[Item], exc: BaseException) -> None:
         for item in items:
@@ -499,24 +523,40 @@ class WorkGrinder:
             failure: BaseException | None = concurrent.futures.CancelledError()
         else:
             failure = future.exception()
+        # A pickled chunk's own code captures every error, so a failure of
+        # the call itself (not a broken pool) means the chunk was never sent.
+        unsent = (
+            self._pickled
+            and len(chunk) > 1
+            and isinstance(failure, Exception)
+            and not isinstance(failure, concurrent.futures.BrokenExecutor)
+        )
+        seconds = None
         if failure is None:
             result = future.result()
             if self._in_process:
                 seconds = result
             else:
                 outcomes, seconds = result
-                for item, outcome in zip(chunk, outcomes, strict=True):
-                    item.outcome = outcome
-            for item in chunk:
-                if type(item) is ThreadItem and item.outcome is not None:
-                    item.resolve(item.outcome)
-        else:
-            seconds = None
+                if self._pickled:
+                    try:
+                        outcomes = pickle.loads(outcomes)
+                    except Exception as exc:
+                        failure, seconds = exc, None
+                if failure is None:
+                    for item, outcome in zip(chunk, outcomes, strict=True):
+                        item.outcome = outcome
+            if failure is None:
+                for item in chunk:
+                    if type(item) is ThreadItem and item.outcome is not None:
+                        item.resolve(item.outcome)
         loop = self._binding.loop
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(self._settle_chunk, future, chunk, batch, failure, seconds)
+            loop.call_soon_threadsafe(
+                self._settle_chunk, future, chunk, batch, failure, seconds, unsent
+            )
         except RuntimeError:
             pass  # loop closed after a cancelling stop; the items were cancelled then
 
@@ -527,11 +567,25 @@ class WorkGrinder:
         batch: _Batch,
         failure: BaseException | None,
         seconds: float | None,
+        unsent: bool = False,
     ) -> None:
-        """On the loop: resolve a finished chunk's items."""
+        """On the loop: resolve a finished chunk's items.
+
+        An ``unsent`` chunk (a pickled chunk that failed as a whole: an
+        unpicklable callable or argument) never ran, so its items are sent
+        again one per call, and only the unpicklable ones fail.
+        """
         self._chunks.discard(future)
         if seconds is not None:
             self._planner.observe(len(chunk), seconds)
+        if unsent and not self._cancelling:
+            for index, item in enumerate(chunk):
+                try:
+                    self._submit_chunk(batch, [item])
+                except Exception as exc:
+                    self._fail_unsubmitted(chunk[index:], exc)
+                    break
+            failure = None  # the resubmitted items settle on their own
         for item in chunk:
             if item.state != RUNNING:
                 continue

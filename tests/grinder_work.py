@@ -45,6 +45,18 @@ def raise_stop_iteration() -> None:
     raise StopIteration("exhausted")
 
 
+def make_lock() -> threading.Lock:
+    """Return an object that cannot be pickled back from a worker process."""
+    return threading.Lock()
+
+
+def append_line(path: str, value: object) -> object:
+    """Append ``value`` to the file at ``path`` (a side effect to count); return it."""
+    with open(path, "a") as file:
+        file.write(f"{value}\n")
+    return value
+
+
 def crash(code: int = 3) -> None:
     """Kill the worker process at once, as a segfault or OOM kill would."""
     os._exit(code)

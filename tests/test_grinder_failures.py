@@ -22,9 +22,11 @@ from neoleasepool import (
 from neoleasepool._items import run_calls
 from neoleasepool.lease import LeasedExecutor
 from tests.grinder_work import (
+    append_line,
     crash,
     fail_if_odd,
     fail_with,
+    make_lock,
     outcome,
     raise_base,
     raise_stop_iteration,
@@ -132,6 +134,55 @@ def test_a_callable_raising_stop_iteration_fails_only_its_own_item(backend: str)
             thread_future = await asyncio.to_thread(g.submit_from_thread, raise_stop_iteration)
             await g.stop()  # drains; would hang if a batch never finished
             assert isinstance(thread_future.exception(), StopIteration)
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_an_unpicklable_result_fails_only_its_own_item_in_a_process_chunk() -> None:
+    async def main() -> None:
+        mgr = manager(backend="process")
+        g = grinder(mgr, batch_size_threshold=3, chunk_size=3)
+        await mgr.start()
+        await g.start()
+        try:
+            futures = [await g.enqueue(square, 2), await g.enqueue(make_lock),
+                       await g.enqueue(square, 3)]
+            await asyncio.wait_for(asyncio.wait(futures), 30)
+            assert futures[0].result() == 4 and futures[2].result() == 9
+            assert isinstance(futures[1].exception(), TypeError)
+            assert "pickle" in str(futures[1].exception())
+        finally:
+            await g.stop()
+            await mgr.stop()
+
+    run(main())
+
+
+def test_an_unpicklable_callable_fails_only_its_own_item_and_nothing_runs_twice(
+    tmp_path: Path,
+) -> None:
+    log = str(tmp_path / "calls.log")
+
+    async def main() -> None:
+        mgr = manager(backend="process")
+        g = grinder(mgr, batch_size_threshold=4, chunk_size=4)
+        await mgr.start()
+        await g.start()
+        try:
+            futures = [
+                await g.enqueue(append_line, log, "a"),
+                await g.enqueue(lambda: "a lambda cannot reach a worker process"),
+                await g.enqueue(append_line, log, "b"),
+                await g.enqueue(fail_with, "its own error"),
+            ]
+            await asyncio.wait_for(asyncio.wait(futures), 30)
+            assert futures[0].result() == "a" and futures[2].result() == "b"
+            assert isinstance(futures[1].exception(), (AttributeError, TypeError))
+            assert isinstance(futures[3].exception(), KeyError)
+            assert sorted(Path(log).read_text().split()) == ["a", "b"]
         finally:
             await g.stop()
             await mgr.stop()
