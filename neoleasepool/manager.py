@@ -575,6 +575,9 @@ class LeasedExecutorManager:
             if self._phase is not _Phase.RUNNING:
                 self._settle_pool_locked(pool)
                 raise LeasePoolNotStartedError("LeasedExecutorManager is stopping")
+            if pool.broken:  # it broke on its way here: never lend it
+                self._retire_locked(pool, terminate=True, cancel_futures=True)
+                pool = record.pool = self._create_pool_locked()
             pool.lease = record
             self._leases[lease_id] = record
             self._counts["leases_granted"] += 1
@@ -672,14 +675,19 @@ class LeasedExecutorManager:
             broken = exc is not None and session is not None and session.is_broken(exc)
         drained = None
         with self._lock:
-            record = pool.lease
-            if record is None:
-                return
-            record.pending.discard(future)
             if broken and not pool.broken:
                 pool.broken = True
             else:
                 broken = False
+            record = pool.lease
+            if record is None:
+                # The lease ended first (its holder saw this result before the
+                # callbacks ran): a broken pool that went back idle must not
+                # be lent again.  Revoked pools are already retired.
+                if broken and pool in self._idle:
+                    self._call_on_loop(self._replace_broken, pool)
+                return
+            record.pending.discard(future)
             if record.state is LeaseState.DRAINING and not record.pending:
                 record.state = LeaseState.SETTLING
                 drained = record
@@ -701,11 +709,19 @@ class LeasedExecutorManager:
             pass  # the loop is closed; stop() already accounted for the pool
 
     def _replace_broken(self, pool: Pool) -> None:
-        """On the loop: swap a leased broken pool for a fresh one."""
+        """On the loop: swap a broken pool, leased or idle, for a fresh one."""
         with self._lock:
             self._counts["pools_broken"] += 1
             record = pool.lease
-            if self._phase is not _Phase.RUNNING or record is None:
+            if self._phase is not _Phase.RUNNING:
+                return
+            if record is None:
+                if pool in self._idle:
+                    self._idle.remove(pool)
+                    self._retire_locked(pool, terminate=True, cancel_futures=True)
+                    if self._owned_locked() < self._target:
+                        self._idle.append(self._create_pool_locked())
+                    self._logger.warning("idle pool broken, retired pool=%s", pool.index)
                 return
             if record.pool is pool and record.state is not LeaseState.DONE:
                 replacement = self._create_pool_locked()

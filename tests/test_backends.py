@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sys
-from concurrent.futures import Executor, ThreadPoolExecutor
+import threading
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 import pytest
 
@@ -297,3 +299,124 @@ def test_crash_while_draining_still_returns_a_working_pool() -> None:
 
     run(main(), timeout=60)
 
+
+
+class HeldCallbacksFuture(Future[Any]):
+    """A future whose done-callbacks wait for a gate, as when the thread that
+    completes it is descheduled between waking ``result()`` waiters and
+    running the callbacks."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self._gate = gate
+
+    def _invoke_callbacks(self) -> None:
+        self._gate.wait(30)
+        super()._invoke_callbacks()
+
+
+class BreakingExecutor(Executor):
+    """Fails every call with ``BrokenExecutor`` once ``go`` is set."""
+
+    instances: list[BreakingExecutor] = []  # noqa: RUF012
+
+    def __init__(self, spec: PoolSpec) -> None:
+        self.go = threading.Event()
+        self.callbacks = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.shut_down = False
+        BreakingExecutor.instances.append(self)
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = HeldCallbacksFuture(self.callbacks)
+
+        def fail() -> None:
+            self.go.wait(30)
+            future.set_exception(concurrent.futures.BrokenExecutor("pool broke"))
+
+        thread = threading.Thread(target=fail)
+        self.threads.append(thread)
+        thread.start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.shut_down = True
+        self.go.set()
+        self.callbacks.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def test_pool_that_breaks_after_its_lease_ended_is_never_lent_again() -> None:
+    BreakingExecutor.instances.clear()
+    register_backend("tests-breaking", BreakingExecutor, replace=True)
+
+    async def main() -> None:
+        manager = LeasedExecutorManager(backend="tests-breaking", max_pools=1)
+        await manager.start()
+        try:
+            (first,) = BreakingExecutor.instances
+            lease = await manager.acquire()
+            future = lease.executor.submit(square, 2)
+            first.go.set()
+            # The holder sees the failure before the manager's callback runs...
+            assert isinstance(
+                await asyncio.to_thread(future.exception, 10),
+                concurrent.futures.BrokenExecutor,
+            )
+            await lease.release()  # ...and returns the pool, which looks idle.
+            assert manager.available_count == 1
+            first.callbacks.set()
+            await await_until(lambda: len(BreakingExecutor.instances) == 2)
+            await await_until(lambda: first.shut_down)
+            assert manager.stats()["pools_broken"] == 1
+            assert manager.total_count == 1
+            nxt = await manager.acquire(wait=False)
+            second = BreakingExecutor.instances[1]
+            nxt.executor.submit(square, 3)
+            assert len(second.threads) == 1 and first.threads[1:] == []
+            await nxt.release()
+        finally:
+            for executor in BreakingExecutor.instances:
+                executor.go.set()
+                executor.callbacks.set()
+            await manager.stop()
+
+    run(main())
+
+
+def test_pool_that_breaks_on_its_way_to_a_waiter_is_not_lent() -> None:
+    BreakingExecutor.instances.clear()
+    register_backend("tests-breaking", BreakingExecutor, replace=True)
+
+    async def main() -> None:
+        manager = LeasedExecutorManager(backend="tests-breaking", max_pools=1)
+        await manager.start()
+        try:
+            (first,) = BreakingExecutor.instances
+            lease = await manager.acquire()
+            future = lease.executor.submit(square, 2)
+            first.go.set()
+            await asyncio.to_thread(future.exception, 10)
+            waiting = asyncio.ensure_future(manager.acquire())
+            await await_until(lambda: manager.stats()["waiting"] == 1)
+            await lease.release()  # the pool is handed to the waiter
+            # The callbacks run (on another thread) before the waiter resumes:
+            # block the loop until they are done.
+            first.callbacks.set()
+            first.threads[0].join(10)
+            assert not first.threads[0].is_alive()
+            nxt = await asyncio.wait_for(waiting, 10)
+            await await_until(lambda: first.shut_down)
+            assert len(BreakingExecutor.instances) == 2
+            nxt.executor.submit(square, 3)
+            assert len(BreakingExecutor.instances[1].threads) == 1
+            assert len(first.threads) == 1
+            await nxt.release()
+        finally:
+            for executor in BreakingExecutor.instances:
+                executor.go.set()
+                executor.callbacks.set()
+            await manager.stop()
+
+    run(main())
