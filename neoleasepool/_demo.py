@@ -1,0 +1,373 @@
+"""``python -m neoleasepool demo``: the whole library from a plain sync script (layer 5).
+
+The story: a fleet of simulated devices connects and disconnects.  A plain
+synchronous program (no ``async def`` in its main thread) serves it with
+
+* ``task_supervisor``, started and stopped with one call each;
+* a thread lease manager ``io`` and a process lease manager ``cpu``, both
+  sized from the number of devices online: an interval background worker
+  "scans" the fleet and calls ``notify_scale_changed()`` when it changed;
+* a grinder ``readings`` on ``io``, fed by four plain threads (``enqueue``)
+  and by a coroutine on an aloop of its own (``asubmit``).  When a device
+  leaves, its readings still queued are cancelled and never run;
+* three analyser threads that lease a process pool per device
+  (``with cpu.lease(owner=...)``), and one job that overstays its lease so
+  that the manager revokes it at the hard expiry and kills its worker.
+
+The main thread samples ``stats()`` a few times a second and hands
+:class:`~neoleasepool._render.Snapshot` objects to the screen.  The run ends
+on its own; then everything is stopped, every thread joined, and the
+summary says what happened.  The work functions live at module level so
+that process workers (started with forkserver) can import them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import itertools
+import multiprocessing
+import random
+import threading
+import time
+from collections import deque
+from typing import Any, TextIO
+
+from ._render import Screen, Snapshot, summary_lines
+from .exceptions import LeaseExpiredError
+from .supervised import SupervisedLeaseManager, SupervisedWorkGrinder
+from .supervisor import task_supervisor
+
+__all__ = ["SensorGlitch", "run_demo"]
+
+#: Seconds between two samples (and two frames on a terminal).
+FRAME_SECONDS = 0.2
+FEEDERS = 4
+
+
+class SensorGlitch(Exception):
+    """A simulated read failure: fails its own item, nothing else."""
+
+
+def read_sensor(device: str, seq: int) -> int:
+    """A reading: about 3 ms of I/O; one in 97 fails."""
+    time.sleep(0.003)
+    if seq % 97 == 0:
+        raise SensorGlitch(f"{device} did not answer (reading {seq})")
+    return (seq * 31 + len(device)) % 1000
+
+
+def checksum(block: int) -> str:
+    """A little CPU work for the async feeder's items."""
+    return hashlib.sha256(block.to_bytes(8, "little") * 64).hexdigest()[:8]
+
+
+def fingerprint(device: str, rounds: int) -> str:
+    """CPU-heavy analysis, run in a worker process."""
+    digest = device.encode()
+    for _ in range(rounds):
+        digest = hashlib.sha256(digest).digest()
+    return digest.hex()[:12]
+
+
+def hang(seconds: float) -> None:
+    """A job that takes far longer than its lease allows."""
+    time.sleep(seconds)
+
+
+def fleet_target(progress: float) -> int:
+    """How many devices the scripted fleet wants online at ``progress`` (0-1)."""
+    points = [(0.0, 3), (0.3, 40), (0.5, 10), (0.7, 28), (0.9, 4), (1.0, 2)]
+    for (p0, n0), (p1, n1) in itertools.pairwise(points):
+        if progress <= p1:
+            return round(n0 + (n1 - n0) * (progress - p0) / (p1 - p0))
+    return points[-1][1]
+
+
+class Fleet:
+    """The simulated devices, and the readings each has in the grinder."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._lock = threading.Lock()
+        self._online: list[str] = []
+        self._numbers = iter(range(1, 10_000))
+        self._futures: dict[str, set[concurrent.futures.Future[Any]]] = {}
+        self.peak = 0
+        self.connects = 0
+        self.disconnects = 0
+        self.last_scan = (0, 0)
+
+    def count(self) -> int:
+        """The managers' size provider; called on their aloops."""
+        with self._lock:
+            return len(self._online)
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self._online)
+
+    def scan(self, target: int) -> bool:
+        """Move towards ``target`` devices, with some churn; True if changed."""
+        with self._lock:
+            gone: list[str] = []
+            if self._online and self._rng.random() < 0.4:
+                gone.append(self._online.pop(self._rng.randrange(len(self._online))))
+            while len(self._online) > target:
+                gone.append(self._online.pop(self._rng.randrange(len(self._online))))
+            came = 0
+            while len(self._online) < target and came < 6:
+                kind = self._rng.choice(("cam", "therm", "meter"))
+                self._online.append(f"{kind}-{next(self._numbers):03d}")
+                came += 1
+            self.peak = max(self.peak, len(self._online))
+            self.connects += came
+            self.disconnects += len(gone)
+            self.last_scan = (came, len(gone))
+            doomed = [f for name in gone for f in self._futures.pop(name, ())]
+        for future in doomed:
+            future.cancel()  # still queued: removed at once and never runs
+        return bool(came or gone)
+
+    def track(self, device: str, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            if device not in self._futures:
+                self._futures[device] = set()
+            self._futures[device].add(future)
+        future.add_done_callback(lambda f: self._forget(device, f))
+
+    def _forget(self, device: str, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._futures.get(device, set()).discard(future)
+
+
+class Demo:
+    """One run of the demo; :meth:`run` returns the process exit code."""
+
+    def __init__(self, seconds: float, out: TextIO, *, live: bool) -> None:
+        self.seconds = seconds
+        self.out = out
+        self.screen = Screen(out, live=live, plain_every=max(1.0, seconds / 10))
+        self.rng = random.Random(8)
+        self.fleet = Fleet(self.rng)
+        self.stop = threading.Event()
+        self.started = 0.0
+        self.notes: list[str] = []
+        self.analyses = 0
+        self.revoked_jobs = 0
+        self.async_items = 0
+        self.peaks: dict[str, tuple[int, int]] = {}
+        self.rates: deque[tuple[float, int]] = deque(maxlen=12)
+        self.peak_rate = 0.0
+        self.threads: list[threading.Thread] = []
+
+    def progress(self) -> float:
+        return (time.monotonic() - self.started) / self.seconds
+
+    # ------------------------------------------------------------ the parts
+
+    def _feeder(self, index: int, grinder: SupervisedWorkGrinder) -> None:
+        seq = index
+        while not self.stop.wait(0.05):
+            for device in self.fleet.snapshot()[index::FEEDERS]:
+                for _ in range(4):
+                    seq += FEEDERS
+                    self.fleet.track(device, grinder.enqueue(read_sensor, device, seq))
+
+    async def _async_feeder(self, grinder: SupervisedWorkGrinder) -> None:
+        block = 0
+        while not self.stop.is_set():
+            blocks = range(block, block + 25)
+            block += 25
+            results = await asyncio.gather(*(grinder.asubmit(checksum, b) for b in blocks))
+            self.async_items += len(results)
+            await asyncio.sleep(0.1)
+
+    def _analyser(self, index: int, cpu: SupervisedLeaseManager) -> None:
+        stuck_at = 0.3 if index == 0 and self.seconds >= 3 else None
+        while not self.stop.wait(self.rng.uniform(0.05, 0.3)):
+            devices = self.fleet.snapshot()
+            if not devices:
+                continue
+            device = self.rng.choice(devices)
+            if stuck_at is not None and self.progress() >= stuck_at:
+                stuck_at = None
+                self._overstay(cpu, device)
+                continue
+            try:
+                with cpu.lease(owner=f"analyse:{device}", lease_seconds=2.0, timeout=1.0) as lease:
+                    for _ in range(2):
+                        lease.run(fingerprint, device, 20_000)
+                        self.analyses += 1
+            except TimeoutError:
+                continue  # every process pool was busy for a second: try again later
+            except (LeaseExpiredError, concurrent.futures.BrokenExecutor) as exc:
+                # Slower than lease plus grace (a loaded machine): revoked, like the stuck job.
+                self.notes.append(f"lease analyse:{device} revoked ({type(exc).__name__})")
+                self.revoked_jobs += 1
+
+    def _overstay(self, cpu: SupervisedLeaseManager, device: str) -> None:
+        lease = cpu.acquire(owner=f"stuck:{device}", lease_seconds=0.8)
+        self.notes.append(f"stuck:{device} runs a 30 s job on a 0.8 s lease (+0.5 s grace)")
+        job = lease.executor.submit(hang, 30.0)
+        try:
+            job.result(timeout=10)
+        except Exception as exc:
+            self.revoked_jobs += 1
+            self.notes.append(
+                f"stuck:{device} revoked at hard expiry, worker killed ({type(exc).__name__})"
+            )
+        lease.release()
+
+    def _scanner(self, managers: list[SupervisedLeaseManager], **_: Any) -> None:
+        """The interval worker's target (a supervisor pool thread)."""
+        if self.fleet.scan(fleet_target(min(1.0, self.progress()))):
+            for manager in managers:
+                manager.notify_scale_changed()  # resize now, not at check_interval
+
+    def _thread(self, name: str, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name)
+        thread.start()
+        self.threads.append(thread)
+
+    # ------------------------------------------------------------- the run
+
+    def _sample(
+        self, managers: list[tuple[str, SupervisedLeaseManager]], grinder: SupervisedWorkGrinder
+    ) -> Snapshot:
+        now = time.monotonic()
+        gstats = grinder.stats(timeout=5)
+        ended = gstats["items_completed"] + gstats["items_failed"]
+        self.rates.append((now, ended))
+        t0, n0 = self.rates[0]
+        rate = (ended - n0) / (now - t0) if now > t0 else 0.0
+        self.peak_rate = max(self.peak_rate, rate)
+        mstats = []
+        for label, manager in managers:
+            stats = manager.stats()
+            desired, total = self.peaks.get(label, (0, 0))
+            self.peaks[label] = (max(desired, stats["desired"]), max(total, stats["total"]))
+            mstats.append((label, stats))
+        return Snapshot(
+            elapsed=now - self.started,
+            seconds=self.seconds,
+            devices=self.fleet.count(),
+            devices_peak=self.fleet.peak,
+            last_scan=self.fleet.last_scan,
+            managers=mstats,
+            grinder=gstats,
+            items_per_second=rate,
+            async_items=self.async_items,
+            analyses=self.analyses,
+            notes=list(self.notes),
+        )
+
+    def run(self) -> int:
+        from .workers import background_worker
+
+        task_supervisor.start()
+        interrupted = False
+        try:
+            common: dict[str, Any] = {"min_pools": 1, "size_provider": self.fleet.count,
+                                      "check_interval": 30, "lease_grace_seconds": 0.5}
+            io = task_supervisor.create_lease_manager(
+                "io", backend="thread", max_pools=6, units_per_pool=8, workers_per_pool=4,
+                **common,
+            )
+            cpu = task_supervisor.create_lease_manager(
+                "cpu", backend="process", max_pools=3, units_per_pool=15, workers_per_pool=1,
+                **common,
+            )
+            managers = [("io", io), ("cpu", cpu)]
+            grinder = task_supervisor.create_work_grinder(
+                "readings", io, batch_size_threshold=64, max_wait_seconds=0.05, lease_seconds=5,
+            )
+            scanner = background_worker(interval=0.25, name="fleet-scanner")(self._scanner)
+            self.started = time.monotonic()
+            scanner.start(managers=[io, cpu])
+            feed_loop = task_supervisor.create_aloop("feed")
+            async_feed = feed_loop.submit(self._async_feeder, grinder)
+            for i in range(FEEDERS):
+                self._thread(f"demo-feeder-{i}", self._feeder, i, grinder)
+            for i in range(3):
+                self._thread(f"demo-analyser-{i}", self._analyser, i, cpu)
+            try:
+                while self.progress() < 1.0:
+                    self.screen.show(self._sample(managers, grinder))
+                    self.stop.wait(FRAME_SECONDS)
+            except KeyboardInterrupt:
+                interrupted = True
+                self.notes.append("interrupted: stopping early")
+            self.stop.set()
+            for thread in self.threads:
+                thread.join()
+            async_feed.result(timeout=30)
+            final = self._sample(managers, grinder)
+            self.screen.show(final, final=True)
+        finally:
+            self.stop.set()
+            for thread in self.threads:
+                thread.join()
+            task_supervisor.stop()  # scanner, grinder (drains), managers, aloops, pool
+            self.screen.close()
+        self._print_summary(final, io, cpu, grinder)
+        return 130 if interrupted else 0
+
+    def _print_summary(
+        self,
+        final: Snapshot,
+        io: SupervisedLeaseManager,
+        cpu: SupervisedLeaseManager,
+        grinder: SupervisedWorkGrinder,
+    ) -> None:
+        m = {"io": io.stats(), "cpu": cpu.stats()}
+        g = grinder.stats()
+        elapsed = time.monotonic() - self.started
+        ended = g["items_completed"] + g["items_failed"]
+        balanced = g["items_submitted"] == ended + g["items_cancelled"] and g["pending"] == 0
+        left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        children = multiprocessing.active_children()
+
+        def both(label: str, *keys: str) -> tuple[str, str, str]:
+            return (
+                label,
+                " / ".join(f"{m['io'][k]:,}" for k in keys),
+                " / ".join(f"{m['cpu'][k]:,}" for k in keys),
+            )
+
+        peak = {k: f"{d} / {t}" for k, (d, t) in self.peaks.items()}
+        rows: list[tuple[str, ...]] = [
+            ("lease managers", "io (thread)", "cpu (process)"),
+            ("peak pools desired / total", peak["io"], peak["cpu"]),
+            both("leases granted / released / revoked",
+                 "leases_granted", "leases_released", "leases_revoked"),
+            both("pools created / retired / broken", "pools_created", "pools_retired",
+                 "pools_broken"),
+            (f"grinder {g['name']!r} on io",),
+            ("items submitted", f"{g['items_submitted']:,}"),
+            ("items done", f"{g['items_completed']:,}"),
+            ("items failed (SensorGlitch)", f"{g['items_failed']:,}"),
+            ("items cancelled (device left)", f"{g['items_cancelled']:,}"),
+            ("of which async (asubmit)", f"{self.async_items:,}"),
+            ("each ended exactly once", "yes" if balanced else "NO"),
+            ("throughput, items/s", f"{ended / elapsed:,.0f} (peak {self.peak_rate:,.0f})"),
+            ("batches run / leases acquired", f"{g['batches_run']:,} / {g['leases_acquired']:,}"),
+            ("work on process leases",),
+            ("analyses done", f"{self.analyses:,}"),
+            ("jobs revoked at hard expiry", f"{self.revoked_jobs}"),
+            ("devices",),
+            ("peak online", f"{self.fleet.peak}"),
+            ("connects / disconnects", f"{self.fleet.connects} / {self.fleet.disconnects}"),
+            ("shutdown",),
+            ("threads left", ", ".join(left) or "none"),
+            ("child processes left", f"{len(children)}" if children else "none"),
+        ]
+        title = f"neoleasepool demo: summary after {elapsed:.1f} s"
+        self.out.write("\n".join(["", *summary_lines(rows, title), ""]) + "\n")
+        self.out.flush()
+
+
+def run_demo(seconds: float, out: TextIO, *, live: bool) -> int:
+    """Run the demo for about ``seconds``; return the exit code."""
+    return Demo(seconds, out, live=live).run()

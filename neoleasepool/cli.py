@@ -1,0 +1,183 @@
+"""The command line: ``python -m neoleasepool demo | bench | info`` (layer 5).
+
+* ``demo`` runs :mod:`neoleasepool._demo`: the library seen from a plain
+  synchronous script, drawn live on the terminal;
+* ``bench`` runs the benchmark suite of a source checkout (``benchmarks/``
+  is not installed with the package);
+* ``info`` prints what this installation can do: version, Python,
+  backends, CPU count and default sizes.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["find_benchmarks", "main"]
+
+#: Baselines the benchmarks compare against; ``make bench`` installs them.
+BASELINES = ("leasepool", "neotasker")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seconds must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"--seconds must be at least 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m neoleasepool``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m neoleasepool",
+        description="Leased executors, batching and supervision: demo, benchmarks, diagnostics.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="a live demo: adaptive pools, leases, a grinder fed from threads and async code",
+        description="Run the live demo from a plain synchronous script's point of view. "
+        "On a terminal the view is redrawn in place; otherwise plain status lines "
+        "are printed. Ends on its own with a summary.",
+    )
+    demo.add_argument(
+        "--seconds", type=_positive_seconds, default=20.0, metavar="N",
+        help="how long the demo runs (default: 20)",
+    )
+    demo.add_argument(
+        "--plain", action="store_true", help="print plain status lines even on a terminal"
+    )
+    bench = commands.add_parser(
+        "bench",
+        help="run the benchmark suite of a source checkout and print the ratios",
+        description="Run benchmarks/bench_*.py from the repository (found from the "
+        "current directory or the package's location). For the leasepool and "
+        "neotasker baselines side by side, run 'make bench'.",
+    )
+    bench.add_argument("--json", action="store_true", help="print the rows as JSON")
+    bench.add_argument(
+        "--only", nargs="+", metavar="NAME",
+        help="run only these modules (manager, grinder, supervisor, supervised)",
+    )
+    commands.add_parser(
+        "info", help="version, Python, backends, CPU count and default sizes",
+        description="Print what this installation offers.",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; return the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        live = sys.stdout.isatty() and not args.plain and os.environ.get("TERM") != "dumb"
+        return run_demo(args.seconds, sys.stdout, live=live)
+    if args.command == "bench":
+        return _bench(args.json, args.only)
+    print(info_text())
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+
+
+def find_benchmarks(start: Path | None = None) -> Path | None:
+    """The repository root holding ``benchmarks/``, or ``None``.
+
+    Looks in ``start`` (default: the current directory) and its parents,
+    then next to the package (an editable install from a checkout).
+    """
+    here = (start or Path.cwd()).resolve()
+    package_root = Path(__file__).resolve().parent.parent
+    for candidate in (here, *here.parents, package_root):
+        if (candidate / "benchmarks" / "__main__.py").is_file():
+            return candidate
+    return None
+
+
+def _bench(as_json: bool, only: list[str] | None) -> int:
+    root = find_benchmarks()
+    if root is None:
+        print(
+            "python -m neoleasepool bench: no benchmarks/ directory here. The benchmark "
+            "suite lives in the source repository, not in the installed package: run this "
+            "from a checkout (or use 'make bench' there).",
+            file=sys.stderr,
+        )
+        return 2
+    missing = [name for name in BASELINES if importlib.util.find_spec(name) is None]
+    if missing and not as_json:
+        print(
+            f"note: baseline(s) {', '.join(missing)} not installed in this environment; their "
+            "rows show 'missing' and no ratio. 'make bench' installs them into .venv-bench.",
+            flush=True,
+        )
+    command = [sys.executable, "-m", "benchmarks"]
+    if as_json:
+        command.append("--json")
+    if only:
+        command += ["--only", *only]
+    return subprocess.run(command, cwd=root, check=False).returncode
+
+
+# ----------------------------------------------------------------- info
+
+
+def _defaults(fn: Any) -> dict[str, Any]:
+    return {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty and p.kind is p.KEYWORD_ONLY
+    }
+
+
+def info_text() -> str:
+    """What ``info`` prints."""
+    from . import LeasedExecutorManager, WorkGrinder, __version__, backend_availability
+    from ._pool import default_max_size
+
+    lines = [
+        f"neoleasepool {__version__}",
+        f"Python       {platform.python_version()} ({platform.python_implementation()}, "
+        f"{sys.platform})",
+        f"CPU count    {os.cpu_count()}",
+        "",
+        "backends",
+    ]
+    for name, reason in backend_availability().items():
+        lines.append(f"  {name:<12} {'available' if reason is None else 'unavailable: ' + reason}")
+    manager = _defaults(LeasedExecutorManager.__init__)
+    grinder = _defaults(WorkGrinder.__init__)
+    lines += [
+        "",
+        "defaults",
+        f"  task_supervisor pool     min_size 0, max_size {default_max_size()} "
+        "(CPU count x 5)",
+        "  LeasedExecutorManager    max_pools required; "
+        + ", ".join(
+            f"{k} {manager[k]}"
+            for k in ("min_pools", "workers_per_pool", "units_per_pool", "check_interval",
+                      "default_lease_seconds", "lease_grace_seconds")
+        ),
+        "  WorkGrinder              "
+        + ", ".join(
+            f"{k} {grinder[k]}"
+            for k in ("batch_size_threshold", "max_wait_seconds", "lease_seconds", "chunk_size")
+        ),
+    ]
+    return "\n".join(lines)
