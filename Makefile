@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg setup.py
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) examples/04_adaptive_sizing.py
+	$(PY) -m neoleasepool demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
@@ -36,6 +36,10 @@ tox: $(VENV)/.tox
 lint: $(VENV)/.tox
 	$(VENV)/bin/tox run -e lint
 
+# Sphinx in its own tox env (not in tox's default envlist: see tox.ini).
+docs: $(VENV)/.tox
+	$(VENV)/bin/tox run -e docs
+
 $(BENCH_VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BPY) -m pip install --quiet --upgrade pip
@@ -46,4 +50,4 @@ bench: $(BENCH_VENV)/.installed
 	$(BPY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .tox build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .tox build dist doc/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache
