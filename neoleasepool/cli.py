@@ -120,6 +120,15 @@ def _bench(as_json: bool, only: list[str] | None) -> int:
             file=sys.stderr,
         )
         return 2
+    known = sorted(p.stem.removeprefix("bench_") for p in (root / "benchmarks").glob("bench_*.py"))
+    unknown = sorted(set(only or ()) - set(known))
+    if unknown:
+        print(
+            f"python -m neoleasepool bench: no benchmark module(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(known)}",
+            file=sys.stderr,
+        )
+        return 2
     missing = [name for name in BASELINES if importlib.util.find_spec(name) is None]
     if missing and not as_json:
         print(

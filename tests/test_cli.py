@@ -59,6 +59,14 @@ def test_bench_outside_a_checkout_says_where_the_suite_lives(
     assert "no benchmarks/ directory" in capsys.readouterr().err
 
 
+def test_bench_rejects_an_unknown_module_and_lists_the_known_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["bench", "--only", "nonesuch"]) == 2
+    err = capsys.readouterr().err
+    assert "nonesuch" in err and "manager" in err and "grinder" in err
+
+
 def test_find_benchmarks_locates_the_repository_from_a_subdirectory() -> None:
     assert cli.find_benchmarks(REPO_ROOT / "doc") == REPO_ROOT
 
