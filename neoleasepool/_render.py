@@ -113,8 +113,9 @@ def frame_lines(snap: Snapshot, *, unicode: bool = True, bar_width: int = 40) ->
         f"{g.get('batches_in_flight', 0):>2}   items/s {snap.items_per_second:>8,.0f}",
         f"          done {g.get('items_completed', 0):>8,}   failed {g.get('items_failed', 0):>5,}"
         f"   cancelled {g.get('items_cancelled', 0):>5,}   batches {g.get('batches_run', 0):>6,}",
-        f"feeders   4 threads (enqueue) + async on an aloop (asubmit: "
-        f"{snap.async_items:,} answered)   analyses on process leases: {snap.analyses:,}",
+        f"feeders   4 threads (enqueue) + a coroutine on an aloop (asubmit: "
+        f"{snap.async_items:,} answered)",
+        f"analyses  {snap.analyses:,} on process leases, 2 calls per lease",
     ]
     if snap.notes:
         lines += ["", *(f"note      {note}" for note in snap.notes[-2:])]
