@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from ._validation import check_optional_timeout
-from .aloop import ALoop, deadline_from_wait
+from .aloop import ALoop, deadline_from_wait, remaining
 from .exceptions import LeasePoolNotStartedError, WrongLoopError
 from .grinder import WorkGrinder
 from .lease import ExecutorLease
@@ -200,6 +200,9 @@ class SupervisedLeaseManager(_SchedulerBase):
     ) -> None:
         super().__init__(name, aloop, owns_aloop=owns_aloop)
         self.manager = manager
+        # The grinders leasing from this manager: stopped before it, since a
+        # grinder drains through its manager and lives on the same aloop.
+        self._grinders: list[SupervisedWorkGrinder] = []
 
     def __repr__(self) -> str:
         return f"<SupervisedLeaseManager {self.name!r} on {self.aloop.name!r} {self.manager!r}>"
@@ -334,13 +337,23 @@ class SupervisedLeaseManager(_SchedulerBase):
                 workers are killed); ``False`` does not drain.
             cancel_tasks: Do not drain at all.
 
+        Grinders created on this manager are stopped first (with the same
+        ``wait`` and ``cancel_tasks``): they drain through it, and an aloop
+        the facade owns cannot stop while a grinder still runs there.
+
         Idempotent.  Not from the manager's own aloop thread.
         """
         if self._closed:
             return
         self._blocking("stop")
+        deadline = deadline_from_wait(wait)
+        for grinder in reversed(list(self._grinders)):
+            grinder.stop(
+                wait=wait if isinstance(wait, bool) else remaining(deadline),
+                cancel_tasks=cancel_tasks,
+            )
         drain = not cancel_tasks and wait is not False
-        timeout = _seconds_left(deadline_from_wait(wait))
+        timeout = _seconds_left(deadline)
         if self.aloop.active:
             try:
                 self.aloop.call(self.manager.stop, drain=drain, timeout=timeout)
@@ -367,6 +380,7 @@ class SupervisedWorkGrinder(_SchedulerBase):
         super().__init__(name, manager.aloop, owns_aloop=False)
         self.grinder = grinder
         self.manager = manager
+        manager._grinders.append(self)
 
     def __repr__(self) -> str:
         return f"<SupervisedWorkGrinder {self.name!r} on {self.aloop.name!r} {self.grinder!r}>"
@@ -440,6 +454,8 @@ class SupervisedWorkGrinder(_SchedulerBase):
                     stopping.result()
             except LeasePoolNotStartedError:
                 logger.warning("grinder %s: its aloop stopped before the grinder", self.name)
+        with contextlib.suppress(ValueError):
+            self.manager._grinders.remove(self)
         self._finish_stop()
 
 

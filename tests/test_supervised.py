@@ -1,0 +1,557 @@
+"""The blocking facades (issue 5), used from plain synchronous code.
+
+Every test builds its own :class:`TaskSupervisor` and runs on both the
+thread and the process backend unless the behaviour is backend-free.  The
+stop paths (drain, cancel, bounds, signals) are in
+``test_supervised_stop.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neoleasepool import (
+    BackgroundIntervalWorker,
+    ExecutorLease,
+    LeaseExpiredError,
+    LeasePoolNotStartedError,
+    LeaseUnavailableError,
+    SupervisedLease,
+    SupervisedLeaseManager,
+    SupervisedWorkGrinder,
+    TaskSupervisor,
+    WrongLoopError,
+)
+
+from .supervised_work import FileGate, fail_with, gated, getpid, square, touch_then
+from .support import run, wait_until
+
+BACKENDS = ["thread", "process"]
+
+
+@pytest.fixture
+def sup(request: pytest.FixtureRequest) -> Iterator[TaskSupervisor]:
+    supervisor = TaskSupervisor(id=f"sv-{request.node.name}")
+    supervisor.set_thread_pool(max_size=4)
+    supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop(wait=15)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make_pool(
+    sup: TaskSupervisor, backend: str, name: str = "cpu", **kwargs: Any
+) -> SupervisedLeaseManager:
+    kwargs.setdefault("max_pools", 2)
+    kwargs.setdefault("workers_per_pool", 1)
+    return sup.create_lease_manager(name, backend=backend, **kwargs)
+
+
+# ------------------------------------------------------------- the README
+
+
+def test_readme_flow_leases_runs_grinds_and_reports(sup: TaskSupervisor, backend: str) -> None:
+    pool = sup.create_lease_manager("cpu", backend=backend, max_pools=2, workers_per_pool=2)
+    with pool.lease(owner="job-1", lease_seconds=30) as lease:
+        assert isinstance(lease, SupervisedLease)
+        assert lease.owner == "job-1" and lease.active
+        assert lease.run(pow, 2, 10) == 1024
+        fut = lease.executor.submit(pow, 3, 3)
+        assert isinstance(fut, concurrent.futures.Future)
+        assert fut.result(timeout=30) == 27
+        assert pool.leased_count == 1
+    assert not lease.active
+    assert pool.leased_count == 0
+
+    grinder = sup.create_work_grinder(
+        "squares", pool, batch_size_threshold=10, max_wait_seconds=0.5
+    )
+    assert isinstance(grinder, SupervisedWorkGrinder)
+    assert grinder.submit(pow, 4, 2) == 16
+    futs = [grinder.enqueue(pow, i, 2) for i in range(100)]
+    assert all(isinstance(f, concurrent.futures.Future) for f in futs)
+    assert [f.result(timeout=30) for f in futs] == [i * i for i in range(100)]
+
+    pool_stats, grinder_stats = pool.stats(), grinder.stats()
+    json.dumps(pool_stats), json.dumps(grinder_stats)  # plain data
+    assert pool_stats["name"] == "cpu" and pool_stats["backend"] == backend
+    assert pool_stats["leases_granted"] >= 2  # ours plus the grinder's batches
+    assert grinder_stats["name"] == "squares" and grinder_stats["manager"] == "cpu"
+    assert grinder_stats["items_submitted"] == 101
+    assert grinder_stats["items_completed"] == 101
+    info = sup.get_info()
+    assert info.active
+    assert info.schedulers == {"cpu": pool, "squares": grinder}
+    assert pool.aloop.name in info.aloops
+
+
+def test_process_backend_runs_work_in_child_processes(sup: TaskSupervisor) -> None:
+    pool = make_pool(sup, "process")
+    grinder = sup.create_work_grinder("g", pool, batch_size_threshold=1, max_wait_seconds=0.05)
+    assert pool.run(getpid) != os.getpid()
+    assert grinder.submit(getpid) != os.getpid()
+
+
+# ------------------------------------------------------ acquire and release
+
+
+def test_acquire_and_release_lend_and_return_a_pool(sup: TaskSupervisor, backend: str) -> None:
+    pool = make_pool(sup, backend, max_pools=2)
+    first = pool.acquire(owner="a", lease_seconds=30)
+    second = pool.acquire(owner="b")
+    assert isinstance(first.lease, ExecutorLease)
+    assert pool.leased_count == 2 and pool.total_count == 2
+    assert first.run(square, 5) == 25
+    assert {lease["owner"] for lease in pool.stats()["leases"]} == {"a", "b"}
+
+    pool.release(first)  # by facade object
+    pool.release(second.lease_id)  # by id
+    assert pool.leased_count == 0
+    assert pool.available_count == pool.total_count == 1  # back to target=min_pools
+    assert not first.active and not second.active
+    pool.release(first)  # idempotent
+    first.release()  # idempotent
+    with pytest.raises(LeaseExpiredError):
+        first.run(square, 1)
+    assert pool.stats()["leases_released"] == 2
+
+
+def test_lease_context_releases_even_when_the_block_raises(
+    sup: TaskSupervisor, backend: str
+) -> None:
+    pool = make_pool(sup, backend, max_pools=1)
+    with pytest.raises(KeyError, match="boom"), pool.lease(owner="x") as lease:
+        lease.run(fail_with, "boom")
+    assert not lease.active
+    assert pool.leased_count == 0
+    with pool.lease(wait=False) as again:  # the pool is back
+        assert again.run(square, 3) == 9
+
+
+def test_run_one_liner_leases_runs_and_releases(sup: TaskSupervisor, backend: str) -> None:
+    pool = make_pool(sup, backend, max_pools=1)
+    assert pool.run(square, 7) == 49
+    assert pool.run(square, 8, timeout=30) == 64
+    stats = pool.stats()
+    assert stats["leases_granted"] == 2 and stats["leases_released"] == 2
+    assert pool.leased_count == 0
+
+
+def test_acquire_with_all_pools_leased_times_out_and_leaves_no_waiter(
+    sup: TaskSupervisor, backend: str
+) -> None:
+    pool = make_pool(sup, backend, max_pools=1)
+    held = pool.acquire()
+    with pytest.raises(TimeoutError):
+        pool.acquire(timeout=0.2)
+    with pytest.raises(TimeoutError):
+        pool.run(square, 2, timeout=0.2)
+    with pytest.raises(TimeoutError), pool.lease(timeout=0.2):
+        pass
+    with pytest.raises(LeaseUnavailableError):
+        pool.acquire(wait=False)
+    assert pool.stats()["waiting"] == 0
+    held.release(timeout=10)
+    assert pool.run(square, 2, timeout=30) == 4  # no lost pool
+
+
+def test_acquire_waits_for_a_release_from_another_thread(
+    sup: TaskSupervisor, backend: str
+) -> None:
+    pool = make_pool(sup, backend, max_pools=1)
+    held = pool.acquire()
+    releaser = threading.Thread(target=lambda: (wait_until(lambda: pool.stats()["waiting"] == 1),
+                                                held.release()))
+    releaser.start()
+    try:
+        with pool.lease(timeout=30) as lease:
+            assert lease.run(square, 6) == 36
+    finally:
+        releaser.join()
+
+
+def test_lease_run_timeout_cancels_a_call_that_has_not_started(
+    sup: TaskSupervisor, backend: str, tmp_path: Path
+) -> None:
+    pool = make_pool(sup, backend, max_pools=1, workers_per_pool=1)
+    gate = FileGate(tmp_path)
+    marker = tmp_path / "ran"
+    with pool.lease() as lease:
+        blocker = lease.executor.submit(gated, *gate.args("done"))
+        wait_until(gate.has_started, timeout=30)
+        with pytest.raises(TimeoutError):
+            lease.run(touch_then, str(marker), 1, timeout=0.2)
+        gate.open()
+        assert blocker.result(timeout=30) == "done"
+        assert lease.run(square, 2) == 4  # the worker is free again
+    if backend == "thread":
+        # A ProcessPoolExecutor moves a call into its call queue (marking it
+        # running) as soon as a worker slot frees up, so there the call may
+        # already be past cancelling; the thread pool keeps it queued.
+        assert not marker.exists()
+
+
+# ------------------------------------------------------------- the grinder
+
+
+def test_grinder_submit_timeout_raises_and_cancels_the_queued_item(
+    sup: TaskSupervisor, backend: str, tmp_path: Path
+) -> None:
+    pool = make_pool(sup, backend, max_pools=1, workers_per_pool=1)
+    grinder = sup.create_work_grinder("g", pool, batch_size_threshold=1, max_wait_seconds=0.01)
+    gate = FileGate(tmp_path)
+    marker = tmp_path / "ran"
+    blocker = grinder.enqueue(gated, *gate.args("done"))
+    wait_until(gate.has_started, timeout=30)
+    with pytest.raises(TimeoutError):
+        grinder.submit(touch_then, str(marker), 1, timeout=0.2)
+    gate.open()
+    assert blocker.result(timeout=30) == "done"
+    assert grinder.submit(square, 9, timeout=30) == 81
+    stats = grinder.stats(timeout=10)
+    assert stats["items_cancelled"] == 1
+    assert stats["items_completed"] == 2
+    assert not marker.exists()
+
+
+def test_grinder_serves_blocking_submits_from_many_threads(sup: TaskSupervisor) -> None:
+    pool = make_pool(sup, "thread", max_pools=2, workers_per_pool=2)
+    grinder = sup.create_work_grinder("g", pool, batch_size_threshold=8, max_wait_seconds=0.01)
+    results: dict[int, list[int]] = {}
+
+    def feed(worker: int) -> None:
+        results[worker] = [grinder.submit(square, worker * 100 + i, timeout=30) for i in range(50)]
+
+    threads = [threading.Thread(target=feed, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {n: [(n * 100 + i) ** 2 for i in range(50)] for n in range(8)}
+    assert grinder.stats()["items_completed"] == 400
+
+
+def test_grinder_reports_the_callables_own_exception(sup: TaskSupervisor, backend: str) -> None:
+    pool = make_pool(sup, backend)
+    grinder = sup.create_work_grinder("g", pool, batch_size_threshold=2, max_wait_seconds=0.01)
+    with pytest.raises(KeyError, match="bad"):
+        grinder.submit(fail_with, "bad")
+    future = grinder.enqueue(fail_with, "worse")
+    assert isinstance(future.exception(timeout=30), KeyError)
+    assert grinder.stats()["items_failed"] == 2
+
+
+def test_create_work_grinder_accepts_the_managers_name(sup: TaskSupervisor) -> None:
+    pool = make_pool(sup, "thread")
+    grinder = sup.create_work_grinder("g", "cpu", max_wait_seconds=0.01)
+    assert grinder.manager is pool and grinder.aloop is pool.aloop
+    assert grinder.submit(square, 3) == 9
+    with pytest.raises(ValueError, match="no supervised lease manager"):
+        sup.create_work_grinder("h", "nope")
+    other = sup.create_aloop("other")
+    with pytest.raises(ValueError, match="its manager's aloop"):
+        sup.create_work_grinder("h", pool, aloop=other)
+    assert "h" not in sup.get_schedulers()
+
+
+# ----------------------------------------------------------------- sizing
+
+
+def test_notify_scale_changed_from_another_thread_grows_and_shrinks_pools(
+    sup: TaskSupervisor, backend: str
+) -> None:
+    devices: list[str] = []
+    pool = make_pool(
+        sup, backend, max_pools=4, min_pools=1, units_per_pool=2,
+        size_provider=lambda: len(devices), check_interval=600,
+    )
+    assert pool.total_count == 1
+
+    def connect() -> None:
+        devices.extend(f"dev-{n}" for n in range(7))  # ceil(7 / 2) = 4 pools
+        pool.notify_scale_changed()
+
+    helper = threading.Thread(target=connect)
+    helper.start()
+    helper.join()
+    assert pool.desired_executor_count() == 4
+    wait_until(lambda: pool.total_count == 4, timeout=30)
+    with pool.lease() as lease:
+        assert lease.run(square, 3) == 9
+
+    helper = threading.Thread(target=lambda: (devices.clear(), pool.notify_scale_changed()))
+    helper.start()
+    helper.join()
+    wait_until(lambda: pool.total_count == 1, timeout=30)
+    assert pool.stats()["pools_retired"] >= 3
+
+
+@pytest.mark.parametrize("on_manager_aloop", [False, True], ids=["own-aloop", "manager-aloop"])
+def test_interval_worker_polling_a_device_list_drives_adaptive_sizing(
+    sup: TaskSupervisor, on_manager_aloop: bool
+) -> None:
+    connected: list[str] = []  # what the size provider counts
+    device_list = ["a", "b", "c", "d", "e"]  # what the "hardware" reports
+    pool = make_pool(
+        sup, "thread", max_pools=3, units_per_pool=2,
+        size_provider=lambda: len(connected), check_interval=600,
+    )
+    threads: set[str] = set()
+
+    async def poll_devices(**kwargs: Any) -> None:
+        threads.add(threading.current_thread().name)
+        if connected != device_list:
+            connected[:] = device_list
+            pool.notify_scale_changed()  # from the signal's own thread
+
+    loop = pool.aloop if on_manager_aloop else sup.create_aloop("devices")
+    worker = BackgroundIntervalWorker(
+        "device-poller", poll_devices, supervisor=sup, interval=0.02, loop=loop
+    )
+    worker.start()
+    try:
+        wait_until(lambda: pool.total_count == 3, timeout=30)  # ceil(5 / 2)
+        device_list[:] = ["a"]
+        wait_until(lambda: pool.total_count == 1, timeout=30)
+    finally:
+        worker.stop()
+    assert threads == {loop.thread.name if loop.thread else ""}
+
+
+# ----------------------------------------------------------- async access
+
+
+def test_manager_and_aloop_serve_async_code_on_the_aloop(
+    sup: TaskSupervisor, backend: str
+) -> None:
+    pool = make_pool(sup, backend)
+    grinder = sup.create_work_grinder("g", pool, max_wait_seconds=0.01)
+
+    async def on_the_aloop() -> tuple[int, int, int, int]:
+        async with await pool.manager.acquire(owner="async") as lease:
+            direct = await lease.run(square, 4)
+        via_twin = await pool.arun(square, 5)
+        async with pool.alease() as held:
+            via_alease = await held.run(square, 6)
+        via_grinder = await grinder.grinder.submit(square, 7)
+        return direct, via_twin, via_alease, via_grinder
+
+    assert pool.aloop.call(on_the_aloop) == (16, 25, 36, 49)
+    assert pool.leased_count == 0
+
+
+def test_async_code_on_another_loop_gets_wrong_loop_error_and_uses_the_twins(
+    sup: TaskSupervisor, backend: str
+) -> None:
+    pool = make_pool(sup, backend)
+    grinder = sup.create_work_grinder("g", pool, batch_size_threshold=2, max_wait_seconds=0.01)
+
+    async def elsewhere() -> list[int]:
+        with pytest.raises(WrongLoopError, match="acquire"):
+            await pool.manager.acquire()
+        with pytest.raises(WrongLoopError):
+            await grinder.grinder.submit(square, 1)
+        results = [await pool.arun(square, 2)]
+        async with pool.alease(owner="other-loop") as lease:
+            assert pool.leased_count == 1
+            results.append(await asyncio.wrap_future(lease.executor.submit(square, 3)))
+        assert pool.leased_count == 0
+        results.append(await grinder.asubmit(square, 4))
+        results.extend(await asyncio.gather(*(grinder.asubmit(square, i) for i in range(5))))
+        return results
+
+    assert run(elsewhere()) == [4, 9, 16, 0, 1, 4, 9, 16]
+
+
+def test_cancelling_an_arun_from_another_loop_leaves_no_lease(
+    sup: TaskSupervisor, tmp_path: Path
+) -> None:
+    pool = make_pool(sup, "thread", max_pools=1)
+    held = pool.acquire()
+
+    async def elsewhere() -> None:
+        task = asyncio.ensure_future(pool.arun(square, 2))
+        await asyncio.sleep(0)  # let it hop over and wait for a pool
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: wait_until(lambda: pool.stats()["waiting"] == 1)
+        )
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(elsewhere())
+    wait_until(lambda: pool.stats()["waiting"] == 0)
+    held.release()
+    assert pool.leased_count == 0 and pool.available_count == 1
+
+
+# ----------------------------------------------------- names and registry
+
+
+def test_duplicate_scheduler_names_are_value_errors(sup: TaskSupervisor) -> None:
+    pool = make_pool(sup, "thread", name="dup")
+    threads_before = set(threading.enumerate())
+    with pytest.raises(ValueError, match="dup"):
+        make_pool(sup, "thread", name="dup")
+    with pytest.raises(ValueError, match="dup"):
+        sup.create_work_grinder("dup", pool)
+    assert sup.get_scheduler("dup") is pool
+    assert set(threading.enumerate()) <= threads_before  # nothing started for them
+
+
+def test_get_scheduler_finds_facades_and_names_the_registered_ones(sup: TaskSupervisor) -> None:
+    pool = make_pool(sup, "thread")
+    grinder = sup.create_work_grinder("g", pool)
+    assert sup.get_scheduler("cpu") is pool
+    assert sup.get_scheduler("g") is grinder
+    with pytest.raises(KeyError, match="cpu, g"):
+        sup.get_scheduler("missing")
+
+
+def test_unregister_and_stop_of_one_facade_leaves_the_others_running(
+    sup: TaskSupervisor,
+) -> None:
+    first = make_pool(sup, "thread", name="first")
+    second = make_pool(sup, "thread", name="second")
+    g1 = sup.create_work_grinder("g1", first, max_wait_seconds=0.01)
+    g2 = sup.create_work_grinder("g2", second, max_wait_seconds=0.01)
+
+    sup.unregister_scheduler(g1)
+    g1.stop()
+    assert g1.stopped
+    with pytest.raises(LeasePoolNotStartedError):
+        g1.submit(square, 1)
+    assert first.run(square, 2) == 4  # its manager still leases
+    assert g2.submit(square, 3) == 9
+
+    sup.unregister_scheduler(first)
+    first.stop()
+    assert first.stopped
+    with pytest.raises(LeasePoolNotStartedError):
+        first.acquire()
+    assert second.run(square, 4) == 16
+    assert g2.submit(square, 5) == 25
+    assert set(sup.get_schedulers()) == {"second", "g2"}
+    first.stop()  # idempotent
+    g1.stop()
+
+
+def test_stopping_a_manager_first_stops_its_grinder_and_drains_it(
+    sup: TaskSupervisor,
+) -> None:
+    pool = make_pool(sup, "thread", name="cpu")
+    grinder = sup.create_work_grinder("g", pool, batch_size_threshold=50, max_wait_seconds=5)
+    futures = [grinder.enqueue(square, i) for i in range(20)]  # held back by the batch wait
+    sup.unregister_scheduler(grinder)
+    sup.unregister_scheduler(pool)
+    done = threading.Event()
+    stopper = threading.Thread(target=lambda: (pool.stop(wait=True), done.set()))
+    stopper.start()
+    try:
+        assert done.wait(30), "stopping a manager with a live grinder hung"
+    finally:
+        stopper.join(30)
+    assert grinder.stopped
+    assert [f.result(timeout=0) for f in futures] == [i * i for i in range(20)]
+
+
+def test_create_before_start_is_refused() -> None:
+    idle = TaskSupervisor(id="idle")
+    with pytest.raises(LeasePoolNotStartedError, match="start"):
+        idle.create_lease_manager("cpu", max_pools=1)
+
+
+def test_dedicated_aloop_unless_a_default_or_explicit_one_is_given(sup: TaskSupervisor) -> None:
+    own = make_pool(sup, "thread", name="own")
+    assert own.aloop.name == "leasepool_own"
+    named = sup.create_aloop("mine")
+    explicit = make_pool(sup, "thread", name="explicit", aloop="mine")
+    assert explicit.aloop is named
+    default = sup.create_aloop("dflt", default=True)
+    implicit = make_pool(sup, "thread", name="implicit")
+    assert implicit.aloop is default
+    assert [p.run(square, 2) for p in (own, explicit, implicit)] == [4, 4, 4]
+
+    sup.unregister_scheduler(own)
+    own.stop()
+    assert not own.aloop.active  # the facade owned it
+    sup.unregister_scheduler(explicit)
+    explicit.stop()
+    assert named.active  # not its to stop
+    assert implicit.run(square, 3) == 9
+
+
+# --------------------------------------------- blocking on the aloop thread
+
+
+def test_blocking_calls_on_the_owning_aloop_raise_instead_of_deadlocking(
+    sup: TaskSupervisor,
+) -> None:
+    pool = make_pool(sup, "thread")
+    grinder = sup.create_work_grinder("g", pool)
+    lease = pool.acquire()
+    calls: dict[str, Any] = {
+        "acquire": lambda: pool.acquire(),
+        "lease": lambda: pool.lease().__enter__(),
+        "run": lambda: pool.run(square, 1),
+        "release": lambda: pool.release(lease),
+        "lease.run": lambda: lease.run(square, 1),
+        "lease.release": lambda: lease.release(),
+        "stop": lambda: pool.stop(),
+        "grinder.submit": lambda: grinder.submit(square, 1),
+        "grinder.enqueue": lambda: grinder.enqueue(square, 1),
+        "grinder.stop": lambda: grinder.stop(),
+    }
+
+    async def on_the_aloop() -> dict[str, str]:
+        errors = {}
+        for name, call in calls.items():
+            try:
+                call()
+            except RuntimeError as exc:
+                errors[name] = type(exc).__name__
+        return errors
+
+    errors = pool.aloop.call_with_timeout(30, on_the_aloop)
+    assert errors == dict.fromkeys(calls, "WrongLoopError")
+    assert not pool.stopped and not grinder.stopped
+    assert lease.active
+    lease.release()
+    assert grinder.submit(square, 2) == 4
+
+
+def test_stats_work_from_the_aloop_thread_too(sup: TaskSupervisor) -> None:
+    pool = make_pool(sup, "thread")
+    grinder = sup.create_work_grinder("g", pool)
+
+    async def on_the_aloop() -> tuple[Any, Any]:
+        return pool.stats()["name"], grinder.stats()["name"]
+
+    assert pool.aloop.call(on_the_aloop) == ("cpu", "g")
+
+
+def test_timeouts_are_validated(sup: TaskSupervisor) -> None:
+    pool = make_pool(sup, "thread")
+    grinder = sup.create_work_grinder("g", pool)
+    for bad in (-1, float("nan"), float("inf"), "1", True):
+        with pytest.raises(ValueError, match="timeout"):
+            pool.run(square, 1, timeout=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="timeout"):
+            grinder.submit(square, 1, timeout=bad)  # type: ignore[arg-type]
+    assert pool.leased_count == 0
+    assert grinder.stats()["items_submitted"] == 0
