@@ -335,7 +335,12 @@ class SupervisedLeaseManager(_SchedulerBase):
             wait: ``True`` drains submitted work without limit; seconds bound
                 the drain (then queued work is cancelled and process
                 workers are killed); ``False`` does not drain.
-            cancel_tasks: Do not drain at all.
+            cancel_tasks: Do not drain: cancel queued work and wait only for
+                calls already running.  With ``wait`` in seconds the stop
+                still ends within that bound: work left on the leases gets
+                what is left of it, then is cancelled (process workers are
+                killed), since ``LeasedExecutorManager.stop(drain=False)``
+                joins running calls without a limit.
 
         Grinders created on this manager are stopped first (with the same
         ``wait`` and ``cancel_tasks``): they drain through it, and an aloop
@@ -352,8 +357,11 @@ class SupervisedLeaseManager(_SchedulerBase):
                 wait=wait if isinstance(wait, bool) else remaining(deadline),
                 cancel_tasks=cancel_tasks,
             )
-        drain = not cancel_tasks and wait is not False
         timeout = _seconds_left(deadline)
+        # A bounded wait always drains with that bound: it is the only stop
+        # of the manager whose joins honour a timeout.
+        bounded = not isinstance(wait, bool)
+        drain = bounded or (not cancel_tasks and wait is not False)
         if self.aloop.active:
             try:
                 self.aloop.call(self.manager.stop, drain=drain, timeout=timeout)

@@ -503,7 +503,7 @@ def test_blocking_calls_on_the_owning_aloop_raise_instead_of_deadlocking(
     sup: TaskSupervisor,
 ) -> None:
     pool = make_pool(sup, "thread")
-    grinder = sup.create_work_grinder("g", pool)
+    grinder = sup.create_work_grinder("g", pool, max_wait_seconds=0.01)
     lease = pool.acquire()
     calls: dict[str, Any] = {
         "acquire": lambda: pool.acquire(),
