@@ -258,9 +258,14 @@ class SupervisedLeaseManager(_SchedulerBase):
     def run(
         self, fn: Callable[..., T], /, *args: Any, timeout: float | None = None, **kwargs: Any
     ) -> T:
-        """Lease a pool, run one call on it, release: the one-liner."""
-        with self.lease(timeout=timeout) as held:
-            return held.run(fn, *args, timeout=timeout, **kwargs)
+        """Lease a pool, run one call on it, release: the one-liner.
+
+        ``timeout`` bounds the whole call, the wait for a pool included.
+        """
+        seconds = check_optional_timeout("timeout", timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        with self.lease(timeout=seconds) as held:
+            return held.run(fn, *args, timeout=_seconds_left(deadline), **kwargs)
 
     # ----------------------------------------------------- async twins
 

@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,32 @@ def test_acquire_with_all_pools_leased_times_out_and_leaves_no_waiter(
     assert pool.stats()["waiting"] == 0
     held.release(timeout=10)
     assert pool.run(square, 2, timeout=30) == 4  # no lost pool
+
+
+def test_run_timeout_bounds_the_wait_for_a_pool_and_the_call_together(
+    sup: TaskSupervisor, tmp_path: Path
+) -> None:
+    pool = make_pool(sup, "thread", max_pools=1)
+    gate = FileGate(tmp_path)
+    held = pool.acquire()
+    hold_for = threading.Event()  # never set: a bounded wait of 1.5 s
+
+    def release_later() -> None:
+        wait_until(lambda: pool.stats()["waiting"] == 1)
+        hold_for.wait(1.5)
+        held.release()
+
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            pool.run(gated, *gate.args("late"), timeout=2.0)
+        elapsed = time.monotonic() - began
+    finally:
+        gate.open()
+        releaser.join(30)
+    assert 1.4 < elapsed < 3.0, f"run(timeout=2.0) gave up after {elapsed:.2f}s"
 
 
 def test_acquire_waits_for_a_release_from_another_thread(

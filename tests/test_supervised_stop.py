@@ -223,6 +223,7 @@ def test_stop_that_cancels_ends_every_queued_item_cancelled(
     stats = grinder.stats()
     assert stats["items_cancelled"] + stats["items_completed"] == 21
     assert stats["items_cancelled"] >= 20
+    assert pool.stopped and not pool.aloop.active
 
 
 @pytest.mark.parametrize("cancel_tasks", [False, True], ids=["drain", "cancel"])
