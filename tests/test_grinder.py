@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import neoleasepool.grinder
 from neoleasepool import LeasedExecutorManager, LeasePoolNotStartedError, WorkGrinder
 from tests.grinder_work import Counter, Gate, fail_with, square
 from tests.support import await_until, run
@@ -301,10 +302,20 @@ def test_a_lone_item_runs_soon_after_max_wait_seconds() -> None:
     run(main())
 
 
-def test_a_batch_holds_at_most_threshold_items() -> None:
+def test_a_batch_holds_at_most_threshold_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With chunks larger than any batch, each batch is one run_items call.
+    batch_sizes: list[int] = []
+    original = neoleasepool.grinder.run_items
+
+    def recording_run_items(items: Any) -> float:
+        batch_sizes.append(len(items))
+        return original(items)
+
+    monkeypatch.setattr(neoleasepool.grinder, "run_items", recording_run_items)
+
     async def main() -> None:
         mgr = manager(workers_per_pool=1)
-        g = grinder(mgr, batch_size_threshold=3, max_wait_seconds=0.05)
+        g = grinder(mgr, batch_size_threshold=3, max_wait_seconds=0.05, chunk_size=100)
         await mgr.start()
         await g.start()
         try:
@@ -317,9 +328,10 @@ def test_a_batch_holds_at_most_threshold_items() -> None:
                 i * i for i in range(10)
             ]
             await blocker
-            stats = g.stats()
-            # 1 + 10 items in batches of at most 3: at least 1 + 4 batches.
-            assert stats["batches_run"] >= 5
+            # The backlog of 10 became several batches of at most 3 items.
+            assert batch_sizes[0] == 1 and sum(batch_sizes) == 11
+            assert max(batch_sizes) == 3 and len(batch_sizes) >= 5
+            assert g.stats()["batches_run"] == len(batch_sizes)
         finally:
             gate.opened.set()
             await g.stop()
