@@ -533,7 +533,15 @@ def create_lease_manager(
     elif supervisor.get_aloop() is not None:
         target = supervisor.resolve_aloop(None)
     else:
-        target = supervisor.create_aloop(f"leasepool_{name}", daemon=True)
+        # The dedicated aloop stays registered (stopped) after its facade
+        # stops, as stopped aloops do; a new manager of that name restarts it.
+        own_name = f"leasepool_{name}"
+        previous = supervisor.get_aloop(own_name)
+        if previous is not None and not previous.active:
+            previous.start()
+            target = previous
+        else:
+            target = supervisor.create_aloop(own_name, daemon=True)
         owns = True
     facade = SupervisedLeaseManager(name, manager, target, owns_aloop=owns)
     try:

@@ -497,6 +497,19 @@ def test_stopping_a_manager_first_stops_its_grinder_and_drains_it(
     assert [f.result(timeout=0) for f in futures] == [i * i for i in range(20)]
 
 
+def test_a_stopped_facades_name_can_be_used_again(sup: TaskSupervisor) -> None:
+    pool = make_pool(sup, "thread")
+    grinder = sup.create_work_grinder("g", pool)
+    for facade in (grinder, pool):
+        sup.unregister_scheduler(facade)
+    pool.stop()
+    again = make_pool(sup, "thread")  # its dedicated aloop is restarted
+    assert again is not pool and again.aloop.active
+    assert sup.get_scheduler("cpu") is again
+    grinder = sup.create_work_grinder("g", again, max_wait_seconds=0.01)
+    assert again.run(square, 3) == 9 and grinder.submit(square, 4) == 16
+
+
 def test_create_before_start_is_refused() -> None:
     idle = TaskSupervisor(id="idle")
     with pytest.raises(LeasePoolNotStartedError, match="start"):
