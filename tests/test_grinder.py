@@ -21,22 +21,6 @@ from neoleasepool import LeasedExecutorManager, LeasePoolNotStartedError, WorkGr
 from tests.grinder_work import Gate, fail_with, square
 from tests.support import await_until, run
 
-STATS_KEYS = {
-    "started",
-    "stopping",
-    "pending",
-    "batch_size_threshold",
-    "max_wait_seconds",
-    "lease_seconds",
-    "oldest_wait_seconds",
-    "batches_in_flight",
-    "leases_held",
-    "items_submitted",
-    "items_completed",
-    "items_failed",
-    "items_cancelled",
-}
-
 
 def manager(**kwargs: Any) -> LeasedExecutorManager:
     kwargs.setdefault("max_pools", 1)
