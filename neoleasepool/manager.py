@@ -438,6 +438,7 @@ class LeasedExecutorManager:
             for record in self._leases.values():
                 record.state = LeaseState.DONE
         timed_out = False
+        deadline = None if timeout is None else time.monotonic() + timeout
         if drain and pending:
             loop = asyncio.get_running_loop()
             waits = [asyncio.wrap_future(f, loop=loop) for f in pending]
@@ -458,7 +459,9 @@ class LeasedExecutorManager:
         reaper, session = self._reaper, self._session
         assert reaper is not None and session is not None
 
-        join_timeout = timeout if timed_out else None
+        # A bounded stop stays bounded, also when a pool retired earlier (a
+        # revoked lease's) is still stuck in a call that threads cannot kill.
+        join_timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
 
         def _join_and_close() -> None:
             if not reaper.join(join_timeout):

@@ -238,3 +238,30 @@ def test_draining_lease_is_revoked_at_hard_expiry() -> None:
             await manager.stop()
 
     run(main())
+
+
+def test_bounded_stop_does_not_wait_for_a_revoked_pool_stuck_in_a_call() -> None:
+    async def main() -> None:
+        manager = make(max_pools=1, lease_grace_seconds=0.1)
+        await manager.start()
+        started = threading.Event()
+        gate = threading.Event()
+
+        def stuck() -> None:
+            started.set()
+            gate.wait(30)
+
+        try:
+            lease = await manager.acquire(lease_seconds=1.0)
+            future = lease.executor.submit(stuck)
+            assert await asyncio.to_thread(started.wait, 10)
+            await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
+            began = time.monotonic()
+            await manager.stop(timeout=0.5)
+            assert time.monotonic() - began < 10.0
+            assert not future.done()
+        finally:
+            gate.set()
+            await manager.stop()
+
+    run(main())
