@@ -9,7 +9,8 @@ each caller wait for its chunk-mates.
 The planner therefore measures how long items take (workers time each
 chunk) and sizes chunks to about ``target_seconds`` of work: items slower
 than that run one per call, with per-item latency; tiny items are grouped,
-but a batch is still spread over every worker of the pool.  A fixed
+and a batch is spread over the pool's workers once it holds more than
+``target_seconds`` of work in all (below that, one call runs it whole).  A fixed
 ``chunk_size`` overrides the measurement.
 """
 
@@ -65,6 +66,8 @@ class ChunkPlanner:
             return max(1, min(self._fixed, items))
         if self._avg is None:
             return 1
+        if self._avg * items <= self._target:
+            return items  # the whole batch is less work than one hand-off is worth splitting
         wanted = self._target / max(self._avg, 1e-9)
         spread = math.ceil(items / max(1, workers))
         return max(1, min(int(wanted), spread))

@@ -26,7 +26,6 @@ import concurrent.futures
 import itertools
 import logging
 import pickle
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from ._items import (
     run_items,
 )
 from ._loops import LoopBinding
+from ._mailbox import Mailbox
 from ._validation import check_duration, check_optional_timeout, check_positive_int
 from .exceptions import LeasePoolNotStartedError, WrongLoopError
 from .lease import ExecutorLease
@@ -72,6 +72,15 @@ class _Batch:
         self.items = items
         self.outstanding = 0
         self.done = done
+
+
+#: A finished chunk on its way to the loop: its future, items, batch, the
+#: failure of the call itself (if any), the seconds it ran, and whether it
+#: was never sent (see :meth:`WorkGrinder._settle_chunk`).
+_Finished = tuple[
+    "concurrent.futures.Future[Any]", "list[Item]", _Batch, "BaseException | None",
+    "float | None", bool,
+]
 
 
 class WorkGrinder:
@@ -133,9 +142,8 @@ class WorkGrinder:
         self._workers: set[asyncio.Task[None]] = set()
         self._running: set[Item] = set()
         self._chunks: set[concurrent.futures.Future[Any]] = set()
-        self._inbox: deque[ThreadItem] = deque()
-        self._inbox_lock = threading.Lock()
-        self._inbox_armed = False
+        self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
+        self._finished: Mailbox[_Finished] = Mailbox(self._settle_chunks)
         self._batch_numbers = itertools.count(1)
         self._in_process = False
         self._pickled = False
@@ -320,26 +328,18 @@ class WorkGrinder:
         if not callable(fn):
             raise TypeError(f"WorkGrinder.submit_from_thread() needs a callable, got {fn!r}")
         item = ThreadItem(self, fn, args, kwargs)
-        with self._inbox_lock:
-            self._inbox.append(item)
-            if self._inbox_armed:
-                return item
-            self._inbox_armed = True
         try:
-            loop.call_soon_threadsafe(self._drain_inbox)
+            self._inbox.post(loop, item)
         except RuntimeError:
-            with self._inbox_lock:
-                self._inbox_armed = False
             raise LeasePoolNotStartedError(
                 "WorkGrinder.submit_from_thread(): the grinder's loop is closed"
             ) from None
         return item
 
     def _drain_inbox(self) -> None:
-        with self._inbox_lock:
-            items = self._inbox
-            self._inbox = deque()
-            self._inbox_armed = False
+        self._take_inbox(self._inbox.take())
+
+    def _take_inbox(self, items: list[ThreadItem]) -> None:
         batcher = self._batcher
         accepting = self._started and batcher is not None and not batcher.done()
         for item in items:
@@ -554,11 +554,13 @@ class WorkGrinder:
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(
-                self._settle_chunk, future, chunk, batch, failure, seconds, unsent
-            )
+            self._finished.post(loop, (future, chunk, batch, failure, seconds, unsent))
         except RuntimeError:
             pass  # loop closed after a cancelling stop; the items were cancelled then
+
+    def _settle_chunks(self, finished: list[_Finished]) -> None:
+        for entry in finished:
+            self._settle_chunk(*entry)
 
     def _settle_chunk(
         self,
@@ -592,12 +594,13 @@ class WorkGrinder:
             if failure is not None:
                 self._end(item, (False, failure))
             elif item.outcome is not None:
-                self._end(item, item.outcome)
+                # The worker already resolved thread items (_chunk_finished).
+                self._end(item, item.outcome, resolved=type(item) is ThreadItem)
         batch.outstanding -= 1
         if batch.outstanding == 0 and not batch.done.done():
             batch.done.set_result(None)
 
-    def _end(self, item: Item, outcome: tuple[bool, Any]) -> None:
+    def _end(self, item: Item, outcome: tuple[bool, Any], resolved: bool = False) -> None:
         item.state = ENDED
         self._running.discard(item)
         item.fn, item.args, item.kwargs = None, (), {}
@@ -607,7 +610,8 @@ class WorkGrinder:
             self._counts["cancelled"] += 1
             return
         self._counts["completed" if ok else "failed"] += 1
-        item.resolve(outcome)
+        if not resolved:
+            item.resolve(outcome)
 
     # ------------------------------------------------------------ diagnostics
 
