@@ -202,7 +202,10 @@ class _InterpreterBackend(_ThreadBackend):
         )
 
     def executor_class(self) -> type[ThreadPoolExecutor]:
-        cls: type[ThreadPoolExecutor] = getattr(concurrent.futures, "InterpreterPoolExecutor")
+        # getattr: the class exists only on Python 3.14+, which mypy may not target.
+        cls: type[ThreadPoolExecutor] = getattr(  # noqa: B009
+            concurrent.futures, "InterpreterPoolExecutor"
+        )
         return cls
 
 
