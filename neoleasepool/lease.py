@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ._futures import transfer_concurrent
+from ._futures import copy_outcome
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -116,6 +116,7 @@ class LeaseHost(Protocol):
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        then: Callable[[Future[Any]], None] | None = None,
     ) -> Future[Any]: ...
 
     async def _release_record(self, record: LeaseRecord) -> None: ...
@@ -248,8 +249,21 @@ class ExecutorLease:
             WrongLoopError: If awaited on another loop.
         """
         loop = self._host._owner_loop("ExecutorLease.run")
-        future = self._host._submit(self._record, fn, args, kwargs)
-        return await transfer_concurrent(future, loop)
+        result: asyncio.Future[T] = loop.create_future()
+
+        def _hand_back(done: Future[Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(copy_outcome, done, result)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits ``result`` any more
+
+        # One done-callback does the manager's bookkeeping and the hand-back.
+        future = self._host._submit(self._record, fn, args, kwargs, _hand_back)
+        try:
+            return await result
+        except asyncio.CancelledError:
+            future.cancel()  # a call that has not started never runs
+            raise
 
     async def release(self) -> None:
         """Return the pool to the manager; idempotent.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 import logging
 import secrets
@@ -646,7 +647,10 @@ class LeasedExecutorManager:
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        then: Callable[[Future[Any]], None] | None = None,
     ) -> Future[Any]:
+        """Submit to the lease's pool; ``then(future)`` runs after the
+        manager's own done-callback, in the same callback."""
         with self._lock:
             if record.state is not LeaseState.LIVE:
                 raise LeaseExpiredError(
@@ -666,8 +670,17 @@ class LeasedExecutorManager:
                     self._call_on_loop(self._replace_broken, pool)
                 raise
             record.pending.add(future)
-        future.add_done_callback(pool.on_done)
+        if then is None:
+            future.add_done_callback(pool.on_done)
+        else:
+            future.add_done_callback(functools.partial(self._future_done_then, pool, then))
         return future
+
+    def _future_done_then(
+        self, pool: Pool, then: Callable[[Future[Any]], None], future: Future[Any]
+    ) -> None:
+        self._future_done(pool, future)
+        then(future)
 
     def _future_done(self, pool: Pool, future: Future[Any]) -> None:
         """Done-callback of every submitted future; runs on any thread."""
