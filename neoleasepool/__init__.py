@@ -18,6 +18,7 @@ from .backends import (
     backend_availability,
     register_backend,
 )
+from .dask_backend import DaskBackend, DaskWorkLostError
 from .exceptions import (
     LeaseExpiredError,
     LeasePoolError,
@@ -42,6 +43,8 @@ from .workers import (
 )
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+# The "dask" backend imports distributed only when a manager starts on it.
+register_backend(DaskBackend.name, DaskBackend())
 
 __all__ = [
     "ALoop",
@@ -52,6 +55,8 @@ __all__ = [
     "BackgroundIntervalWorker",
     "BackgroundQueueWorker",
     "BackgroundWorker",
+    "DaskBackend",
+    "DaskWorkLostError",
     "ExecutorBackend",
     "ExecutorLease",
     "LeaseExpiredError",
