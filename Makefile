@@ -43,7 +43,7 @@ docs: $(VENV)/.tox
 $(BENCH_VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BPY) -m pip install --quiet --upgrade pip
-	$(BPY) -m pip install --quiet -e . 'leasepool==0.1.3' 'neotasker==0.0.41'
+	$(BPY) -m pip install --quiet -e '.[dask]' 'leasepool==0.1.3' 'neotasker==0.0.41'
 	touch $@
 
 bench: $(BENCH_VENV)/.installed
