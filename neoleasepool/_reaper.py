@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Executor
 
 from .backends import BackendSession
@@ -36,7 +37,7 @@ class PoolReaper:
         self._session = session
         self._name = name
         self._logger = logger
-        self._threads: set[threading.Thread] = set()
+        self._threads: dict[threading.Thread, Executor] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -63,8 +64,8 @@ class PoolReaper:
             daemon=True,
         )
         with self._lock:
-            self._threads = {t for t in self._threads if t.is_alive()}
-            self._threads.add(thread)
+            self._threads = {t: e for t, e in self._threads.items() if t.is_alive()}
+            self._threads[thread] = executor
         thread.start()
 
     def _shutdown(self, executor: Executor, terminate: bool, cancel_futures: bool) -> None:
@@ -81,10 +82,27 @@ class PoolReaper:
         Returns:
             Whether all of them finished within ``timeout``.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             threads = list(self._threads)
         for thread in threads:
-            thread.join(timeout)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         with self._lock:
-            self._threads = {t for t in self._threads if t.is_alive()}
+            self._threads = {t: e for t, e in self._threads.items() if t.is_alive()}
             return not self._threads
+
+    def executors(self) -> list[Executor]:
+        """The pools still being shut down."""
+        with self._lock:
+            return [e for t, e in self._threads.items() if t.is_alive()]
+
+    def terminate_remaining(self) -> None:
+        """Kill the running work of every pool still shutting down (where
+        the backend can: process workers; threads cannot be killed)."""
+        for executor in self.executors():
+            try:
+                self._session.terminate(executor)
+            except Exception:
+                self._logger.warning(
+                    "pool terminate failed executor=%r", executor, exc_info=True
+                )

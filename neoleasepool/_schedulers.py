@@ -108,7 +108,14 @@ class SchedulerRegistry:
         with self._lock:
             return {name: entry.scheduler for name, entry in self._entries.items()}
 
-    def stop_all(self, wait: WaitArg, deadline: float | None, cancel_tasks: bool = False) -> None:
+    def stop_all(
+        self,
+        wait: WaitArg,
+        deadline: float | None,
+        cancel_tasks: bool = False,
+        *,
+        owned_only: bool = False,
+    ) -> None:
         """Call every scheduler's ``stop(wait=...)``, newest first.
 
         A number of seconds is passed as what is left of it before
@@ -116,10 +123,18 @@ class SchedulerRegistry:
         (neoleasepool's own facades) also get ``cancel_tasks``; third-party
         ones get ``wait`` only.  A ``stop`` that raises is logged; the others
         still run.
+
+        With ``owned_only`` only the schedulers that declare
+        ``stopped_with_supervisor`` (the supervised lease managers and
+        grinders, whose pools and tasks the supervisor must not leave
+        behind) are stopped.
         """
         with self._lock:
             entries = list(reversed(self._entries.values()))
         for entry in entries:
+            owned = getattr(entry.scheduler, "stopped_with_supervisor", False) is True
+            if owned_only and not owned:
+                continue
             scheduler_wait = wait if isinstance(wait, bool) else remaining(deadline)
             try:
                 if getattr(entry.scheduler, "accepts_cancel_tasks", False) is True:

@@ -46,7 +46,7 @@ from ._items import (
 from ._loops import LoopBinding
 from ._mailbox import Mailbox
 from ._validation import check_duration, check_optional_timeout, check_positive_int
-from .exceptions import LeasePoolNotStartedError, WrongLoopError
+from .exceptions import LeaseExpiredError, LeasePoolNotStartedError, WrongLoopError
 from .lease import ExecutorLease
 from .manager import LeasedExecutorManager
 from .types import Stats
@@ -139,6 +139,7 @@ class WorkGrinder:
         self._pending = 0
         self._wake: asyncio.Event | None = None
         self._batcher: asyncio.Task[None] | None = None
+        self._crash: BaseException | None = None  # why the batcher died, if it did
         self._workers: set[asyncio.Task[None]] = set()
         self._running: set[Item] = set()
         self._chunks: set[concurrent.futures.Future[Any]] = set()
@@ -188,7 +189,9 @@ class WorkGrinder:
         self._wake = asyncio.Event()
         self._stopping = self._cancelling = False
         self._started = True
+        self._crash = None
         self._batcher = loop.create_task(self._batch_loop(), name=f"{self._owner_prefix}-batcher")
+        self._batcher.add_done_callback(self._batcher_done)
         self._logger.info(
             "grinder started threshold=%s max_wait_seconds=%s", self._threshold, self._max_wait
         )
@@ -227,6 +230,35 @@ class WorkGrinder:
             "grinder stopped completed=%s failed=%s cancelled=%s",
             self._counts["completed"], self._counts["failed"], self._counts["cancelled"],
         )
+
+    def _batcher_done(self, task: asyncio.Task[None]) -> None:
+        """The batcher ended: normal at stop; anything else is a bug that
+        must not leave items waiting for a batch that never comes."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        self._crash = exc
+        self._logger.error(
+            "grinder batcher crashed; failing %s queued item(s) and refusing new "
+            "ones until the grinder is restarted", self._pending, exc_info=exc,
+        )
+        self._drain_inbox()
+        error = self._crashed_error()
+        while self._queue:
+            item = self._queue.popleft()
+            if item.state == QUEUED:
+                self._pending -= 1
+                item.state = RUNNING
+                self._end(item, (False, error))
+
+    def _crashed_error(self) -> LeasePoolNotStartedError:
+        error = LeasePoolNotStartedError(
+            f"the WorkGrinder's batcher crashed ({self._crash!r}); stop() and start() "
+            "the grinder again"
+        )
+        error.__cause__ = self._crash
+        return error
 
     def _cancel_everything(self) -> None:
         while self._queue:
@@ -297,6 +329,8 @@ class WorkGrinder:
             self._binding.require_owner(method, "submit_from_thread()")
         if self._stopping:
             raise LeasePoolNotStartedError(f"WorkGrinder.{method}(): the grinder is stopping")
+        if self._crash is not None:
+            raise self._crashed_error()
         if not callable(fn):
             raise TypeError(f"WorkGrinder.{method}() needs a callable, got {fn!r}")
         assert loop is not None
@@ -325,6 +359,8 @@ class WorkGrinder:
             raise LeasePoolNotStartedError(
                 "WorkGrinder.submit_from_thread(): the grinder is not started or is stopping"
             )
+        if self._crash is not None:
+            raise self._crashed_error()
         if not callable(fn):
             raise TypeError(f"WorkGrinder.submit_from_thread() needs a callable, got {fn!r}")
         item = ThreadItem(self, fn, args, kwargs)
@@ -356,7 +392,11 @@ class WorkGrinder:
             else:
                 item.state = ENDED
                 self._counts["failed"] += 1
-                item.resolve((False, LeasePoolNotStartedError("the WorkGrinder stopped")))
+                error = (
+                    self._crashed_error() if self._crash is not None
+                    else LeasePoolNotStartedError("the WorkGrinder stopped")
+                )
+                item.resolve((False, error))
 
     def _accept(self, item: Item) -> None:
         self._queue.append(item)
@@ -521,12 +561,21 @@ class WorkGrinder:
         """Done-callback of a chunk; runs on a worker thread."""
         if future.cancelled():
             failure: BaseException | None = concurrent.futures.CancelledError()
+            if not self._cancelling:
+                # Not our cancel: the lease was revoked (or its manager
+                # stopped) and its pool dropped the queued chunk.  The
+                # callers never cancelled these items, so they fail.
+                failure = LeaseExpiredError(
+                    f"lease {batch.lease.lease_id} ended (revoked after its hard "
+                    "expiry, or its manager stopped) before this item ran"
+                )
         else:
             failure = future.exception()
         # A pickled chunk's own code captures every error, so a failure of
         # the call itself (not a broken pool) means the chunk was never sent.
         unsent = (
             self._pickled
+            and not future.cancelled()
             and len(chunk) > 1
             and isinstance(failure, Exception)
             and not isinstance(failure, concurrent.futures.BrokenExecutor)

@@ -7,9 +7,21 @@ lease: its executor proxy stops accepting work and the pool is shut down
 (process workers are killed) and replaced.
 
 Work is submitted through :attr:`ExecutorLease.executor`, a proxy that never
-hands out the pool itself.  Releasing a lease whose submitted work is still
-running *drains* it: the pool goes back to the manager only once that work
-has finished.
+hands out the pool itself.
+
+Capabilities: neither the proxy nor the lease holds the manager or the
+pool.  Each holds only a :class:`LeaseTicket`, an empty object whose
+identity is the capability; a private table of this module maps live
+tickets to the manager's record.  So no path of instance attributes
+(``__dict__``, slots, closures, bound ``__self__``) leads from a lease or
+its executor to the raw executor or the manager's tables.  This is
+hygiene, not a sandbox: Python code can always reach any object through
+``gc.get_referents``, a module's globals or ``ctypes``.  Lease ids are
+labels, not secrets: the only operation that takes an id is
+``manager.release(lease_id)``; submitting work needs the lease object.
+
+Releasing a lease whose submitted work is still running *drains* it: the
+pool goes back to the manager only once that work has finished.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -124,6 +137,33 @@ class LeaseHost(Protocol):
     def _owner_loop(self, method: str) -> asyncio.AbstractEventLoop: ...
 
 
+class LeaseTicket:
+    """The capability a lease and its executor proxy hold: nothing but an
+    identity, looked up in this module's private table."""
+
+    __slots__ = ("__weakref__",)
+
+    def __repr__(self) -> str:
+        return "<LeaseTicket>"
+
+
+#: Live tickets -> (manager, record).  A ticket's entry goes with the last
+#: lease object or proxy that holds it.
+_grants: weakref.WeakKeyDictionary[LeaseTicket, tuple[LeaseHost, LeaseRecord]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _issue(host: LeaseHost, record: LeaseRecord) -> LeaseTicket:
+    ticket = LeaseTicket()
+    _grants[ticket] = (host, record)
+    return ticket
+
+
+def _redeem(ticket: LeaseTicket) -> tuple[LeaseHost, LeaseRecord]:
+    return _grants[ticket]
+
+
 class LeasedExecutor(Executor):
     """The executor a lease hands out: submits to the leased pool while the
     lease is live; refuses ``shutdown()``.
@@ -132,14 +172,14 @@ class LeasedExecutor(Executor):
     :class:`~neoleasepool.exceptions.LeaseExpiredError`.
     """
 
-    __slots__ = ("_host", "_record")
+    __slots__ = ("_ticket",)
 
-    def __init__(self, host: LeaseHost, record: LeaseRecord) -> None:
-        self._host = host
-        self._record = record
+    def __init__(self, ticket: LeaseTicket) -> None:
+        self._ticket = ticket
 
     def __repr__(self) -> str:
-        return f"<LeasedExecutor lease_id={self._record.lease_id} state={self._record.state.value}>"
+        record = _redeem(self._ticket)[1]
+        return f"<LeasedExecutor lease_id={record.lease_id} state={record.state.value}>"
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
@@ -151,7 +191,8 @@ class LeasedExecutor(Executor):
         Raises:
             LeaseExpiredError: If the lease was released or revoked.
         """
-        return self._host._submit(self._record, fn, args, kwargs)
+        host, record = _redeem(self._ticket)
+        return host._submit(record, fn, args, kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse: the pool belongs to the manager.
@@ -184,15 +225,14 @@ class ExecutorLease:
         executor: The leased pool's proxy executor.
     """
 
-    __slots__ = ("_host", "_record", "executor")
+    __slots__ = ("_ticket", "executor")
 
     def __init__(self, host: LeaseHost, record: LeaseRecord) -> None:
-        self._host = host
-        self._record = record
-        self.executor: Executor = LeasedExecutor(host, record)
+        self._ticket = _issue(host, record)
+        self.executor: Executor = LeasedExecutor(self._ticket)
 
     def __repr__(self) -> str:
-        record = self._record
+        record = _redeem(self._ticket)[1]
         return (
             f"<ExecutorLease {record.lease_id} owner={record.owner!r} "
             f"state={record.state.value} pending={len(record.pending)}>"
@@ -200,43 +240,43 @@ class ExecutorLease:
 
     @property
     def lease_id(self) -> str:
-        return self._record.lease_id
+        return _redeem(self._ticket)[1].lease_id
 
     @property
     def owner(self) -> str | None:
-        return self._record.owner
+        return _redeem(self._ticket)[1].owner
 
     @property
     def lease_seconds(self) -> float:
-        return self._record.lease_seconds
+        return _redeem(self._ticket)[1].lease_seconds
 
     @property
     def grace_seconds(self) -> float:
-        return self._record.grace_seconds
+        return _redeem(self._ticket)[1].grace_seconds
 
     @property
     def leased_at(self) -> float:
-        return self._record.leased_at
+        return _redeem(self._ticket)[1].leased_at
 
     @property
     def soft_expires_at(self) -> float:
         """``time.monotonic()`` value at which the lease should be returned."""
-        return self._record.soft_expires_at
+        return _redeem(self._ticket)[1].soft_expires_at
 
     @property
     def hard_expires_at(self) -> float:
         """``time.monotonic()`` value at which the manager revokes the lease."""
-        return self._record.hard_expires_at
+        return _redeem(self._ticket)[1].hard_expires_at
 
     @property
     def state(self) -> LeaseState:
         """The lease's current :class:`LeaseState`."""
-        return self._record.state
+        return _redeem(self._ticket)[1].state
 
     @property
     def active(self) -> bool:
         """Whether the lease still accepts work."""
-        return self._record.state is LeaseState.LIVE
+        return _redeem(self._ticket)[1].state is LeaseState.LIVE
 
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` on the leased pool and return its result.
@@ -248,7 +288,8 @@ class ExecutorLease:
             LeaseExpiredError: If the lease was released or revoked.
             WrongLoopError: If awaited on another loop.
         """
-        loop = self._host._owner_loop("ExecutorLease.run")
+        host, record = _redeem(self._ticket)
+        loop = host._owner_loop("ExecutorLease.run")
         result: asyncio.Future[T] = loop.create_future()
 
         def _hand_back(done: Future[Any]) -> None:
@@ -258,7 +299,7 @@ class ExecutorLease:
                 pass  # the loop is closed: nobody awaits ``result`` any more
 
         # One done-callback does the manager's bookkeeping and the hand-back.
-        future = self._host._submit(self._record, fn, args, kwargs, _hand_back)
+        future = host._submit(record, fn, args, kwargs, _hand_back)
         try:
             return await result
         except asyncio.CancelledError:
@@ -271,7 +312,8 @@ class ExecutorLease:
         Work already submitted keeps running: the pool is handed back (or
         shut down, when above the manager's target) once it has finished.
         """
-        await self._host._release_record(self._record)
+        host, record = _redeem(self._ticket)
+        await host._release_record(record)
 
     async def __aenter__(self) -> Self:
         return self

@@ -55,6 +55,10 @@ __all__ = ["LeasedExecutorManager"]
 
 _default_logger = logging.getLogger("neoleasepool.manager")
 
+#: After a bounded stop kills process workers, how long it waits for their
+#: pools to finish shutting down.
+_KILL_GRACE_SECONDS = 5.0
+
 _THREAD_SAFE_HINT = (
     "run_coroutine_threadsafe() on the manager's loop, or the supervised facade "
     "from task_supervisor.create_lease_manager()"
@@ -295,6 +299,17 @@ class LeasedExecutorManager:
     def _owned_locked(self) -> int:
         return len(self._idle) + len(self._leases) + self._handed_over
 
+    def owns_thread(self, thread: threading.Thread) -> bool:
+        """Whether ``thread`` is a worker thread of one of this manager's
+        pools (thread backend), where a blocking stop must not wait for
+        itself."""
+        with self._lock:
+            executors = [p.executor for p in self._idle]
+            executors += [r.pool.executor for r in self._leases.values()]
+        if self._reaper is not None:
+            executors += self._reaper.executors()
+        return any(thread in getattr(e, "_threads", ()) for e in executors)
+
     def desired_executor_count(self) -> int:
         """The sizing rule's answer right now (calls ``size_provider``)."""
         return target_pools(
@@ -400,8 +415,10 @@ class LeasedExecutorManager:
         Args:
             drain: Wait for submitted work (``False`` cancels what has not
                 started and does not wait for running work to end).
-            timeout: Most seconds to wait for the drain; work still running
-                then is cancelled, and process workers are killed.
+            timeout: Most seconds the whole stop waits for work to end (the
+                drain, or with ``drain=False`` the calls already running):
+                work still running then is cancelled, and process workers
+                are killed (threads cannot be; they are left to finish).
 
         Raises:
             WrongLoopError: If awaited on another loop.
@@ -443,7 +460,14 @@ class LeasedExecutorManager:
         if drain and pending:
             loop = asyncio.get_running_loop()
             waits = [asyncio.wrap_future(f, loop=loop) for f in pending]
-            _, not_done = await asyncio.wait(waits, timeout=timeout)
+            done, not_done = await asyncio.wait(waits, timeout=timeout)
+            # The wrappers are ours: retrieve what they hold, or asyncio logs
+            # "Future exception was never retrieved" (a crash, a killed pool).
+            for wrapper in done:
+                if not wrapper.cancelled():
+                    wrapper.exception()
+            for wrapper in not_done:
+                wrapper.cancel()  # also cancels the call if it has not started
             timed_out = bool(not_done)
             if timed_out:
                 self._logger.warning(
@@ -466,11 +490,15 @@ class LeasedExecutorManager:
 
         def _join_and_close() -> None:
             if not reaper.join(join_timeout):
-                self._logger.warning(
-                    "manager stop: %s pool(s) still shutting down after the "
-                    "timeout (threads cannot be killed); not waiting for them",
-                    reaper.retiring,
-                )
+                # Out of time (with or without a drain): kill the process
+                # workers still running calls, then give their pools a moment.
+                reaper.terminate_remaining()
+                if not reaper.join(_KILL_GRACE_SECONDS):
+                    self._logger.warning(
+                        "manager stop: %s pool(s) still shutting down after the "
+                        "timeout (threads cannot be killed); not waiting for them",
+                        reaper.retiring,
+                    )
             session.close()
 
         await run_in_thread(_join_and_close, name=f"{self._name_prefix}-stop")

@@ -27,6 +27,7 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
@@ -71,6 +72,9 @@ class _SchedulerBase:
 
     #: Tells the supervisor that ``stop()`` also takes ``cancel_tasks``.
     accepts_cancel_tasks = True
+    #: Stopped by ``TaskSupervisor.stop()`` even with ``stop_schedulers=False``:
+    #: the facade's pools, threads and tasks belong to the supervisor's stop.
+    stopped_with_supervisor = True
 
     def __init__(self, name: str, aloop: ALoop, *, owns_aloop: bool) -> None:
         self.name = name
@@ -303,6 +307,12 @@ class SupervisedLeaseManager(_SchedulerBase):
             await asyncio.wrap_future(self.aloop.submit(held.release))
 
     # --------------------------------------------------------- sizing and info
+
+    def owns_thread(self, thread: threading.Thread) -> bool:
+        """Whether ``thread`` runs work for this manager (a thread-backend
+        pool worker): the supervisor does not stop from such a thread in
+        place, since the drain would wait for the very call that stops."""
+        return self.manager.owns_thread(thread)
 
     def notify_scale_changed(self) -> None:
         """Wake the checker to re-read the size provider; any thread."""

@@ -213,12 +213,13 @@ class TaskSupervisor:
     def block(self) -> None:
         """Block the calling thread until the supervisor stops.
 
-        Returns at once when it is not running.  Ctrl-C (a
+        Returns at once when it is not running; while a stop is in
+        progress (say, in a helper thread), waits for it to end.  Ctrl-C (a
         ``KeyboardInterrupt``) while blocked stops the supervisor gracefully
         and returns.
         """
         stopped = self._stopped
-        if not self._active:
+        if stopped.is_set():  # not running, and no stop in progress
             return
         try:
             stopped.wait()
@@ -240,14 +241,19 @@ class TaskSupervisor:
                 at once.  Stopping schedulers and tasks running in pool
                 threads are always waited for.
             stop_schedulers: Call every registered scheduler's
-                ``stop(wait=...)`` first, newest first.
+                ``stop(wait=...)`` first, newest first.  With ``False``
+                only the supervised lease managers and grinders are stopped
+                (they own pools that must not outlive the supervisor); the
+                loops of the other schedulers are cancelled.
             cancel_tasks: Cancel all coroutines (and queued pool work) at once.
 
         Safe from any thread and from a signal handler; stopping a stopped
         supervisor does nothing.  Called from one of the supervisor's own
         threads (its loop, an aloop, a pool thread), it cannot wait for
         itself: the stop then runs in a helper thread and this call returns
-        at once; :meth:`block` returns when it is done.
+        at once; :meth:`block` returns when it is done.  The same holds for
+        a call running in a supervised lease manager's thread pool (a
+        grinder item or ``lease.run`` on the thread backend).
 
         Raises:
             ValueError: If ``wait`` is a negative or non-finite number.
@@ -269,7 +275,17 @@ class TaskSupervisor:
             loops = [self._loop, *self.aloops.values()]
         if any(loop is not None and loop.in_loop_thread() for loop in loops):
             return True
-        return self._pool.owns_thread(threading.current_thread())
+        current = threading.current_thread()
+        if self._pool.owns_thread(current):
+            return True
+        # A call running in a lease manager's pool (a grinder item, a
+        # lease.run) on the thread backend: the drain would wait for it.
+        for scheduler in self._schedulers.schedulers().values():
+            owns = getattr(scheduler, "owns_thread", None)
+            owned = getattr(scheduler, "stopped_with_supervisor", False) is True
+            if owned and owns is not None and owns(current):
+                return True
+        return False
 
     def _stop_now(
         self,
@@ -286,10 +302,14 @@ class TaskSupervisor:
             self._stopping = True
             self._active = False
             try:
-                if stop_schedulers:
-                    self._schedulers.stop_all(wait, deadline, cancel_tasks)
-                    logger.debug("supervisor schedulers stopped id=%s", self.id)
-                self._schedulers.clear(cancel_loops=cancel_tasks)
+                # Our own facades (lease managers, grinders) are stopped in
+                # any case: their pools and tasks must not outlive the stop.
+                self._schedulers.stop_all(
+                    wait, deadline, cancel_tasks, owned_only=not stop_schedulers
+                )
+                logger.debug("supervisor schedulers stopped id=%s", self.id)
+                # Loops of schedulers left unstopped would never end: cancel them.
+                self._schedulers.clear(cancel_loops=cancel_tasks or not stop_schedulers)
                 self._stop_loops(deadline, cancel_tasks)
                 self._pool.shutdown(cancel_futures=cancel_tasks)
             finally:
