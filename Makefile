@@ -5,8 +5,12 @@ VENV ?= .venv
 BENCH_VENV ?= .venv-bench
 PY := $(VENV)/bin/python
 BPY := $(BENCH_VENV)/bin/python
-# Expose every pyenv interpreter to tox where pyenv exists.
-PYENV_ALL := 3.11.7:3.10.13:3.12.1:3.13.0
+# Where pyenv exists, put every interpreter it has on PATH so that tox finds
+# python3.10 ... python3.14 (tox's interpreter discovery does not see
+# PYENV_VERSION through the shims); elsewhere tox uses what PATH has.
+WITH_PYENV := if command -v pyenv >/dev/null 2>&1; then \
+	for v in $$(pyenv versions --bare --skip-aliases 2>/dev/null); do \
+	PATH="$$(pyenv root)/versions/$$v/bin:$$PATH"; done; export PATH; fi;
 
 .PHONY: demo test tox lint bench soak docs clean
 
@@ -30,8 +34,7 @@ $(VENV)/.tox: $(VENV)/.installed
 	touch $@
 
 tox: $(VENV)/.tox
-	if command -v pyenv >/dev/null 2>&1; then export PYENV_VERSION=$(PYENV_ALL); fi; \
-	$(VENV)/bin/tox run-parallel --parallel 2 --parallel-no-spinner
+	$(WITH_PYENV) $(VENV)/bin/tox run-parallel --parallel 2 --parallel-no-spinner
 
 lint: $(VENV)/.tox
 	$(VENV)/bin/tox run -e lint
