@@ -63,8 +63,8 @@ def _wait_result(future: concurrent.futures.Future[T], timeout: float | None) ->
     try:
         return future.result(timeout)
     except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise TimeoutError(f"no result within timeout={timeout}s; the call was cancelled") from None
+        what = "it was cancelled" if future.cancel() else "it had started and keeps running"
+        raise TimeoutError(f"no result within timeout={timeout}s; {what}") from None
 
 
 class _SchedulerBase:
@@ -426,6 +426,7 @@ class SupervisedWorkGrinder(_SchedulerBase):
             TimeoutError: If no result came within ``timeout``.
             WrongLoopError: If called on the grinder's aloop thread.
         """
+        self._blocking("submit")
         seconds = check_optional_timeout("timeout", timeout)
         future = self.grinder.submit_from_thread(fn, *args, owner=owner, **kwargs)
         return _wait_result(future, seconds)
@@ -433,7 +434,17 @@ class SupervisedWorkGrinder(_SchedulerBase):
     def enqueue(
         self, fn: Callable[..., T], /, *args: Any, owner: str | None = None, **kwargs: Any
     ) -> concurrent.futures.Future[T]:
-        """Queue ``fn(*args, **kwargs)``; return a ``concurrent.futures.Future``."""
+        """Queue ``fn(*args, **kwargs)``; return a ``concurrent.futures.Future``.
+
+        Raises:
+            WrongLoopError: On the grinder's aloop thread (there use
+                ``await .grinder.enqueue()``, which gives an asyncio future).
+        """
+        if self.aloop.in_loop_thread():
+            raise WrongLoopError(
+                "SupervisedWorkGrinder.enqueue() is for other threads; on its aloop "
+                "use await .grinder.enqueue()"
+            )
         return self.grinder.submit_from_thread(fn, *args, owner=owner, **kwargs)
 
     async def asubmit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
