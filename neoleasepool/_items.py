@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures._base as _futures_base
 import pickle
 import time
 from collections.abc import Callable, Sequence
@@ -123,6 +124,12 @@ class ThreadItem(concurrent.futures.Future[Any]):
     def cancel(self) -> bool:
         if not super().cancel():
             return False
+        # No executor will call set_running_or_notify_cancel() on an item,
+        # and until then concurrent.futures.wait() and as_completed() do not
+        # count a cancelled future as done: notify them here, once.
+        with self._condition:
+            if self._state == _futures_base.CANCELLED:
+                self.set_running_or_notify_cancel()
         self.sink._item_cancelled_threadsafe(self)
         return True
 

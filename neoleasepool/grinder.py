@@ -561,16 +561,12 @@ class WorkGrinder:
         """Done-callback of a chunk; runs on a worker thread."""
         if future.cancelled():
             failure: BaseException | None = concurrent.futures.CancelledError()
-            if not self._cancelling:
-                # Not our cancel: the lease was revoked (or its manager
-                # stopped) and its pool dropped the queued chunk.  The
-                # callers never cancelled these items, so they fail.
-                failure = LeaseExpiredError(
-                    f"lease {batch.lease.lease_id} ended (revoked after its hard "
-                    "expiry, or its manager stopped) before this item ran"
-                )
         else:
             failure = future.exception()
+        if not self._cancelling and isinstance(
+            failure, (concurrent.futures.CancelledError, concurrent.futures.BrokenExecutor)
+        ):
+            failure = self._pool_lost(batch, failure)
         # A pickled chunk's own code captures every error, so a failure of
         # the call itself (not a broken pool) means the chunk was never sent.
         unsent = (
@@ -606,6 +602,29 @@ class WorkGrinder:
             self._finished.post(loop, (future, chunk, batch, failure, seconds, unsent))
         except RuntimeError:
             pass  # loop closed after a cancelling stop; the items were cancelled then
+
+    def _pool_lost(self, batch: _Batch, failure: BaseException) -> BaseException:
+        """Why a chunk we did not cancel was dropped or broken.
+
+        The grinder holds a batch's lease until the batch ends, so a lease
+        that ended meanwhile was revoked (or its manager stopped): the
+        callers never cancelled these items, they fail with
+        :class:`LeaseExpiredError`.  Otherwise the pool broke and was
+        replaced: a cancelled chunk fails as broken, not cancelled.
+        """
+        if not batch.lease.active:
+            error: BaseException = LeaseExpiredError(
+                f"lease {batch.lease.lease_id} ended (revoked after its hard expiry, "
+                "or its manager stopped) before this item finished"
+            )
+        elif isinstance(failure, concurrent.futures.CancelledError):
+            error = concurrent.futures.BrokenExecutor(
+                "the leased pool broke and was replaced before this item ran"
+            )
+        else:
+            return failure
+        error.__cause__ = failure
+        return error
 
     def _settle_chunks(self, finished: list[_Finished]) -> None:
         for entry in finished:
