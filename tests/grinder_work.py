@@ -12,8 +12,9 @@ import asyncio
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Any
+
+from tests.workfns import gated
 
 
 def square(value: int) -> int:
@@ -68,17 +69,8 @@ def getpid_after(value: object) -> tuple[int, object]:
 
 
 def wait_for_file(started: str, release: str, value: object, timeout: float = 30.0) -> object:
-    """Create ``started``, wait (bounded) until ``release`` exists, return ``value``.
-
-    Runs in a worker process: the test creates the release file to let it go.
-    """
-    Path(started).touch()
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(release):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{release} never appeared")
-        time.sleep(0.005)
-    return value
+    """:func:`tests.workfns.gated` with a shorter bound: touch ``started``, wait for ``release``."""
+    return gated(started, release, value, timeout)
 
 
 def sleep_then(seconds: float, value: object) -> object:
@@ -92,27 +84,6 @@ def wait_then(event: threading.Event, seconds: float, value: object) -> tuple[bo
     was_set = event.wait(5)
     time.sleep(seconds)
     return was_set, value
-
-
-class Gate:
-    """A thread-backend callable that signals when it starts and blocks until opened."""
-
-    def __init__(self, value: object = "gate") -> None:
-        self.started = threading.Event()
-        self.opened = threading.Event()
-        self.value = value
-        self.calls = 0
-
-    def __call__(self) -> object:
-        self.calls += 1
-        self.started.set()
-        if not self.opened.wait(30):
-            raise AssertionError("gate never opened")
-        return self.value
-
-    async def wait_started(self, timeout: float = 10.0) -> None:
-        started = await asyncio.to_thread(self.started.wait, timeout)
-        assert started, "gated call never started"
 
 
 class Counter:

@@ -9,8 +9,11 @@ cross a process boundary; the same file gates serve the thread backend.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
+
+from tests.workfns import gated
+
+__all__ = ["FileGate", "fail_with", "gated", "getpid", "square", "touch_then"]
 
 
 def square(value: int) -> int:
@@ -31,20 +34,6 @@ def fail_with(message: str) -> None:
 def touch_then(path: str, value: object) -> object:
     """Create ``path`` (proof that the call ran), then return ``value``."""
     Path(path).touch()
-    return value
-
-
-def gated(started: str, release: str, value: object, timeout: float = 60.0) -> object:
-    """Create ``started``, wait (bounded) until ``release`` exists, return ``value``.
-
-    The test creates the release file to let the call finish.
-    """
-    Path(started).touch()
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(release):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{release} never appeared")
-        time.sleep(0.005)
     return value
 
 

@@ -1,4 +1,6 @@
-"""Helpers for tests: a coroutine runner and deadline-bounded waits.
+"""Helpers for tests: a coroutine runner, deadline-bounded waits, factories
+for managers and grinders with small defaults, services started for the
+length of a block, and a gate that holds a thread-backend call.
 
 No pytest-asyncio: :func:`run` drives a coroutine on a fresh loop with
 ``asyncio.run``.
@@ -7,13 +9,15 @@ No pytest-asyncio: :func:`run` drives a coroutine on a fresh loop with
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, Protocol, TypeVar
+
+from neoleasepool import LeasedExecutorManager, TaskSupervisor, WorkGrinder
 
 T = TypeVar("T")
-
-
 
 
 def run(coro: Coroutine[Any, Any, T], *, timeout: float = 60.0) -> T:
@@ -51,3 +55,79 @@ async def await_until(
         await asyncio.sleep(interval)
 
 
+def error_in_other_loop(coro_fn: Callable[[], Coroutine[Any, Any, Any]]) -> BaseException | None:
+    """Run ``coro_fn()`` on a new loop in the calling thread; return what it raised.
+
+    Call it in another thread (``asyncio.to_thread``) to use an object from a
+    loop that does not own it.
+    """
+    try:
+        asyncio.run(coro_fn())
+    except BaseException as exc:
+        return exc
+    return None
+
+
+def make_manager(**kwargs: Any) -> LeasedExecutorManager:
+    """A manager of one pool of one worker unless ``kwargs`` say otherwise."""
+    kwargs.setdefault("max_pools", 1)
+    kwargs.setdefault("workers_per_pool", 1)
+    return LeasedExecutorManager(**kwargs)
+
+
+def make_grinder(mgr: LeasedExecutorManager, **kwargs: Any) -> WorkGrinder:
+    """A grinder on ``mgr`` that batches only when told to (by stop or 100 items)."""
+    kwargs.setdefault("max_wait_seconds", 60.0)
+    kwargs.setdefault("batch_size_threshold", 100)
+    return WorkGrinder(executor_manager=mgr, **kwargs)
+
+
+class _Service(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def serving(*services: _Service) -> AsyncIterator[None]:
+    """Start ``services`` in order; stop them in reverse order however the block ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        for service in services:
+            await service.start()
+            stack.push_async_callback(service.stop)
+        yield
+
+
+@contextlib.contextmanager
+def started_supervisor(
+    supervisor_id: str, *, max_threads: int, stop_wait: float
+) -> Iterator[TaskSupervisor]:
+    """A started :class:`TaskSupervisor` for the block, stopped after it."""
+    supervisor = TaskSupervisor(id=supervisor_id)
+    supervisor.set_thread_pool(max_size=max_threads)
+    supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        supervisor.stop(wait=stop_wait)
+
+
+class Gate:
+    """A thread-backend callable that signals when it starts and blocks until opened."""
+
+    def __init__(self, value: object = "gate") -> None:
+        self.started = threading.Event()
+        self.opened = threading.Event()
+        self.value = value
+        self.calls = 0
+
+    def __call__(self) -> object:
+        self.calls += 1
+        self.started.set()
+        if not self.opened.wait(30):
+            raise AssertionError("gate never opened")
+        return self.value
+
+    async def wait_started(self, timeout: float = 10.0) -> None:
+        started = await asyncio.to_thread(self.started.wait, timeout)
+        assert started, "gated call never started"

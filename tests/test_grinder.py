@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import math
 import threading
 import time
@@ -17,21 +18,12 @@ from typing import Any
 import pytest
 
 import neoleasepool.grinder
-from neoleasepool import LeasedExecutorManager, LeasePoolNotStartedError, WorkGrinder
-from tests.grinder_work import Gate, fail_with, square
-from tests.support import await_until, run
+from neoleasepool import LeasePoolNotStartedError, WorkGrinder
+from tests.grinder_work import fail_with, square
+from tests.support import Gate, await_until, make_grinder, make_manager, run, serving
 
-
-def manager(**kwargs: Any) -> LeasedExecutorManager:
-    kwargs.setdefault("max_pools", 1)
-    kwargs.setdefault("workers_per_pool", 2)
-    return LeasedExecutorManager(**kwargs)
-
-
-def grinder(mgr: LeasedExecutorManager, **kwargs: Any) -> WorkGrinder:
-    kwargs.setdefault("max_wait_seconds", 0.05)
-    kwargs.setdefault("batch_size_threshold", 4)
-    return WorkGrinder(executor_manager=mgr, **kwargs)
+manager = functools.partial(make_manager, workers_per_pool=2)
+grinder = functools.partial(make_grinder, max_wait_seconds=0.05, batch_size_threshold=4)
 
 
 # ------------------------------------------------------------- validation
@@ -145,27 +137,22 @@ def test_submit_from_thread_returns_a_concurrent_future_with_the_result() -> Non
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr, batch_size_threshold=1)
-        await mgr.start()
-        await g.start()
-        answers: list[object] = []
+        async with serving(mgr, g):
+            answers: list[object] = []
 
-        def from_thread() -> None:
-            future = g.submit_from_thread(square, 12, owner="external-thread")
-            answers.append(type(future).__mro__)
-            answers.append(future.result(timeout=10))
-            failing = g.submit_from_thread(fail_with, "thread-side")
-            answers.append(failing.exception(timeout=10))
-            answers.append(g.stats_from_thread(timeout=10)["items_completed"])
+            def from_thread() -> None:
+                future = g.submit_from_thread(square, 12, owner="external-thread")
+                answers.append(type(future).__mro__)
+                answers.append(future.result(timeout=10))
+                failing = g.submit_from_thread(fail_with, "thread-side")
+                answers.append(failing.exception(timeout=10))
+                answers.append(g.stats_from_thread(timeout=10)["items_completed"])
 
-        try:
             await asyncio.to_thread(from_thread)
             assert concurrent.futures.Future in answers[0]  # type: ignore[operator]
             assert answers[1] == 144
             assert isinstance(answers[2], KeyError) and "thread-side" in str(answers[2])
             assert answers[3] == 1
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -174,9 +161,7 @@ def test_a_raising_callable_fails_only_its_own_caller() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr, batch_size_threshold=4, chunk_size=4)  # all four in one call
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             results = await asyncio.gather(
                 g.submit(square, 2),
                 g.submit(fail_with, "bad item"),
@@ -189,9 +174,6 @@ def test_a_raising_callable_fails_only_its_own_caller() -> None:
             assert isinstance(results[3], KeyError) and "other bad item" in str(results[3])
             stats = g.stats()
             assert (stats["items_completed"], stats["items_failed"]) == (2, 2)
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -222,17 +204,16 @@ def test_a_stopped_grinder_can_start_again() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr, batch_size_threshold=1)
-        await mgr.start()
-        try:
-            await g.start()
-            assert await g.submit(square, 3) == 9
-            await g.stop()
-            await g.start()
-            assert await g.submit(square, 4) == 16
-            assert g.stats()["items_completed"] == 2
-        finally:
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr):
+            try:
+                await g.start()
+                assert await g.submit(square, 3) == 9
+                await g.stop()
+                await g.start()
+                assert await g.submit(square, 4) == 16
+                assert g.stats()["items_completed"] == 2
+            finally:
+                await g.stop()
 
     run(main())
 
@@ -265,9 +246,7 @@ def test_a_lone_item_runs_soon_after_max_wait_seconds() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr, batch_size_threshold=100, max_wait_seconds=0.2)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             ran_at: list[float] = []
             begin = time.monotonic()
             future = await g.enqueue(lambda: ran_at.append(time.monotonic()))
@@ -279,9 +258,6 @@ def test_a_lone_item_runs_soon_after_max_wait_seconds() -> None:
             begin = time.monotonic()
             await asyncio.wait_for(g.submit(lambda: ran_at.append(time.monotonic())), 10)
             assert 0.2 <= ran_at[1] - begin < 2.0
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -300,26 +276,23 @@ def test_a_batch_holds_at_most_threshold_items(monkeypatch: pytest.MonkeyPatch) 
     async def main() -> None:
         mgr = manager(workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=3, max_wait_seconds=0.05, chunk_size=100)
-        await mgr.start()
-        await g.start()
-        try:
-            gate = Gate()
-            blocker = await g.enqueue(gate)
-            await gate.wait_started()  # the only pool is busy with a batch of one
-            backlog = [await g.enqueue(square, i) for i in range(10)]
-            gate.opened.set()
-            assert await asyncio.wait_for(asyncio.gather(*backlog), 10) == [
-                i * i for i in range(10)
-            ]
-            await blocker
-            # The backlog of 10 became several batches of at most 3 items.
-            assert batch_sizes[0] == 1 and sum(batch_sizes) == 11
-            assert max(batch_sizes) == 3 and len(batch_sizes) >= 5
-            assert g.stats()["batches_run"] == len(batch_sizes)
-        finally:
-            gate.opened.set()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            try:
+                gate = Gate()
+                blocker = await g.enqueue(gate)
+                await gate.wait_started()  # the only pool is busy with a batch of one
+                backlog = [await g.enqueue(square, i) for i in range(10)]
+                gate.opened.set()
+                assert await asyncio.wait_for(asyncio.gather(*backlog), 10) == [
+                    i * i for i in range(10)
+                ]
+                await blocker
+                # The backlog of 10 became several batches of at most 3 items.
+                assert batch_sizes[0] == 1 and sum(batch_sizes) == 11
+                assert max(batch_sizes) == 3 and len(batch_sizes) >= 5
+                assert g.stats()["batches_run"] == len(batch_sizes)
+            finally:
+                gate.opened.set()
 
     run(main())
 
@@ -363,21 +336,18 @@ def test_the_grinder_keeps_forming_batches_while_earlier_ones_run() -> None:
     async def main() -> None:
         mgr = manager(max_pools=2, workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=1, max_wait_seconds=60.0)
-        await mgr.start()
-        await g.start()
-        gate = Gate()
-        try:
-            blocked = await g.enqueue(gate)
-            await gate.wait_started()
-            # The first batch is still running; the next one runs on the other pool.
-            assert await asyncio.wait_for(g.submit(square, 5), 10) == 25
-            assert not blocked.done()
-            gate.opened.set()
-            assert await blocked == "gate"
-        finally:
-            gate.opened.set()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            gate = Gate()
+            try:
+                blocked = await g.enqueue(gate)
+                await gate.wait_started()
+                # The first batch is still running; the next one runs on the other pool.
+                assert await asyncio.wait_for(g.submit(square, 5), 10) == 25
+                assert not blocked.done()
+                gate.opened.set()
+                assert await blocked == "gate"
+            finally:
+                gate.opened.set()
 
     run(main())
 
@@ -386,18 +356,15 @@ def test_each_future_resolves_when_its_own_item_finishes() -> None:
     async def main() -> None:
         mgr = manager(workers_per_pool=2)
         g = grinder(mgr, batch_size_threshold=2, max_wait_seconds=60.0)
-        await mgr.start()
-        await g.start()
-        gate = Gate()
-        try:
-            blocked = await g.enqueue(gate)
-            fast = await g.enqueue(square, 6)  # same batch as the blocked item
-            assert await asyncio.wait_for(fast, 10) == 36
-            assert not blocked.done() and gate.started.is_set()
-            assert g.stats()["batches_run"] == 1
-        finally:
-            gate.opened.set()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            gate = Gate()
+            try:
+                blocked = await g.enqueue(gate)
+                fast = await g.enqueue(square, 6)  # same batch as the blocked item
+                assert await asyncio.wait_for(fast, 10) == 36
+                assert not blocked.done() and gate.started.is_set()
+                assert g.stats()["batches_run"] == 1
+            finally:
+                gate.opened.set()
 
     run(main())

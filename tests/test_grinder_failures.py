@@ -15,10 +15,8 @@ import pytest
 
 import neoleasepool.grinder
 from neoleasepool import (
-    LeasedExecutorManager,
     LeasePoolNotStartedError,
     PoolSpec,
-    WorkGrinder,
     register_backend,
 )
 from neoleasepool._items import run_calls
@@ -37,21 +35,11 @@ from tests.grinder_work import (
     wait_for_file,
     wait_then,
 )
-from tests.support import await_until, run
+from tests.support import await_until, run, serving
+from tests.support import make_grinder as grinder
+from tests.support import make_manager as manager
 
 BACKENDS = ["thread", "process"]
-
-
-def manager(**kwargs: Any) -> LeasedExecutorManager:
-    kwargs.setdefault("max_pools", 1)
-    kwargs.setdefault("workers_per_pool", 1)
-    return LeasedExecutorManager(**kwargs)
-
-
-def grinder(mgr: LeasedExecutorManager, **kwargs: Any) -> WorkGrinder:
-    kwargs.setdefault("max_wait_seconds", 60.0)
-    kwargs.setdefault("batch_size_threshold", 100)
-    return WorkGrinder(executor_manager=mgr, **kwargs)
 
 
 class SubmitSpy:
@@ -93,9 +81,7 @@ def test_a_callable_raising_a_base_exception_fails_only_its_own_item(
         mgr = manager(backend=backend, workers_per_pool=1)
         # One call runs all three; a later lone item runs after 50 ms.
         g = grinder(mgr, batch_size_threshold=3, chunk_size=3, max_wait_seconds=0.05)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             futures = [
                 await g.enqueue(square, 2),
                 await g.enqueue(raise_base, kind),
@@ -107,9 +93,6 @@ def test_a_callable_raising_a_base_exception_fails_only_its_own_item(
             # The worker survived: the pool still runs work.
             assert await asyncio.wait_for(g.submit(square, 5), 30) == 25
             assert mgr.stats()["pools_broken"] == 0
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -119,9 +102,7 @@ def test_a_callable_raising_stop_iteration_fails_only_its_own_item(backend: str)
     async def main() -> None:
         mgr = manager(backend=backend)
         g = grinder(mgr, batch_size_threshold=3, chunk_size=3)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             futures = [
                 await g.enqueue(square, 2),
                 await g.enqueue(raise_stop_iteration),
@@ -136,9 +117,6 @@ def test_a_callable_raising_stop_iteration_fails_only_its_own_item(backend: str)
             thread_future = await asyncio.to_thread(g.submit_from_thread, raise_stop_iteration)
             await g.stop()  # drains; would hang if a batch never finished
             assert isinstance(thread_future.exception(), StopIteration)
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -147,18 +125,13 @@ def test_an_unpicklable_result_fails_only_its_own_item_in_a_process_chunk() -> N
     async def main() -> None:
         mgr = manager(backend="process")
         g = grinder(mgr, batch_size_threshold=3, chunk_size=3)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             futures = [await g.enqueue(square, 2), await g.enqueue(make_lock),
                        await g.enqueue(square, 3)]
             await asyncio.wait_for(asyncio.wait(futures), 30)
             assert futures[0].result() == 4 and futures[2].result() == 9
             assert isinstance(futures[1].exception(), TypeError)
             assert "pickle" in str(futures[1].exception())
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -171,9 +144,7 @@ def test_an_unpicklable_callable_fails_only_its_own_item_and_nothing_runs_twice(
     async def main() -> None:
         mgr = manager(backend="process")
         g = grinder(mgr, batch_size_threshold=4, chunk_size=4)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             futures = [
                 await g.enqueue(append_line, log, "a"),
                 await g.enqueue(lambda: "a lambda cannot reach a worker process"),
@@ -185,9 +156,6 @@ def test_an_unpicklable_callable_fails_only_its_own_item_and_nothing_runs_twice(
             assert isinstance(futures[1].exception(), (AttributeError, TypeError))
             assert isinstance(futures[3].exception(), KeyError)
             assert sorted(Path(log).read_text().split()) == ["a", "b"]
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -205,34 +173,31 @@ def test_a_submission_failure_part_way_fails_only_the_unsubmitted_items(
     async def main() -> None:
         mgr = manager(backend=backend, workers_per_pool=2)
         g = grinder(mgr, batch_size_threshold=4, chunk_size=1)
-        await mgr.start()
-        await g.start()
-        try:
-            futures = [
-                await g.enqueue(wait_for_file, started, release, "in flight"),
-                await g.enqueue(fail_with, "its own error"),
-                await g.enqueue(square, 3),  # the third submit raises
-                await g.enqueue(square, 4),
-            ]
-            with pytest.raises(OSError, match="submission refused"):
-                await asyncio.wait_for(futures[2], 30)
-            with pytest.raises(OSError, match="submission refused"):
-                await asyncio.wait_for(futures[3], 30)
-            assert not futures[0].done()  # still running
-            Path(release).touch()
-            assert await asyncio.wait_for(futures[0], 30) == "in flight"
-            with pytest.raises(KeyError, match="its own error"):
-                await futures[1]
-            # Later batches are submitted normally.
-            assert await asyncio.wait_for(
-                asyncio.gather(*[await g.enqueue(square, i) for i in range(4)]), 30
-            ) == [0, 1, 4, 9]
-            stats = g.stats()
-            assert (stats["items_completed"], stats["items_failed"]) == (5, 3)
-        finally:
-            Path(release).touch()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            try:
+                futures = [
+                    await g.enqueue(wait_for_file, started, release, "in flight"),
+                    await g.enqueue(fail_with, "its own error"),
+                    await g.enqueue(square, 3),  # the third submit raises
+                    await g.enqueue(square, 4),
+                ]
+                with pytest.raises(OSError, match="submission refused"):
+                    await asyncio.wait_for(futures[2], 30)
+                with pytest.raises(OSError, match="submission refused"):
+                    await asyncio.wait_for(futures[3], 30)
+                assert not futures[0].done()  # still running
+                Path(release).touch()
+                assert await asyncio.wait_for(futures[0], 30) == "in flight"
+                with pytest.raises(KeyError, match="its own error"):
+                    await futures[1]
+                # Later batches are submitted normally.
+                assert await asyncio.wait_for(
+                    asyncio.gather(*[await g.enqueue(square, i) for i in range(4)]), 30
+                ) == [0, 1, 4, 9]
+                stats = g.stats()
+                assert (stats["items_completed"], stats["items_failed"]) == (5, 3)
+            finally:
+                Path(release).touch()
 
     run(main())
     assert spy.calls == 3 + 4
@@ -263,9 +228,7 @@ def test_a_custom_backend_failing_a_submit_fails_only_the_unsubmitted_items() ->
     async def main() -> None:
         mgr = manager(backend="grinder-test-refusing", workers_per_pool=2)
         g = grinder(mgr, batch_size_threshold=3, chunk_size=1)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             futures = [await g.enqueue(fail_if_odd, v) for v in (2, 4, 6)]
             await asyncio.wait_for(asyncio.wait(futures), 30)
             assert futures[0].result() == 2
@@ -277,9 +240,6 @@ def test_a_custom_backend_failing_a_submit_fails_only_the_unsubmitted_items() ->
             )
             assert isinstance(results[0], ValueError) and results[1] == 2
             assert isinstance(results[2], ValueError) and "odd 3" in str(results[2])
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -288,17 +248,12 @@ def test_work_fails_instead_of_hanging_when_the_manager_stops_first() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr, batch_size_threshold=1)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             assert await g.submit(square, 2) == 4
             await mgr.stop()  # the wrong order: the grinder cannot lease any more
             with pytest.raises(LeasePoolNotStartedError):
                 await asyncio.wait_for(g.submit(square, 3), 10)
             assert g.stats()["items_failed"] == 1
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -312,35 +267,34 @@ def test_a_process_worker_crash_fails_only_the_broken_pools_items(tmp_path: Path
     async def main() -> None:
         mgr = manager(backend="process", max_pools=2, min_pools=2, workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=2)
-        await mgr.start()
-        await g.start()
-        try:
-            # Batch one holds the first pool, blocked until released.
-            healthy = [
-                await g.enqueue(wait_for_file, started, release, "survivor"),
-                await g.enqueue(square, 5),
-            ]
-            await await_until(lambda: Path(started).exists(), timeout=30)
-            # Batch two runs on the second pool, whose worker dies.
-            crashed = await g.enqueue(crash)
-            neighbour = await g.enqueue(square, 6)
-            with pytest.raises(BrokenProcessPool):
-                await asyncio.wait_for(crashed, 30)
-            await asyncio.wait_for(asyncio.wait([neighbour]), 30)
-            assert outcome(neighbour) == 36 or isinstance(neighbour.exception(), BrokenProcessPool)
-            assert not healthy[0].done()  # the other pool's work is untouched
-            Path(release).touch()
-            assert await asyncio.wait_for(asyncio.gather(*healthy), 30) == ["survivor", 25]
-            # Later batches run on healthy (replacement) pools.
-            later = await asyncio.wait_for(
-                asyncio.gather(*[await g.enqueue(square, i) for i in range(6)]), 60
-            )
-            assert later == [i * i for i in range(6)]
-            assert mgr.stats()["pools_broken"] == 1
-        finally:
-            Path(release).touch()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            try:
+                # Batch one holds the first pool, blocked until released.
+                healthy = [
+                    await g.enqueue(wait_for_file, started, release, "survivor"),
+                    await g.enqueue(square, 5),
+                ]
+                await await_until(lambda: Path(started).exists(), timeout=30)
+                # Batch two runs on the second pool, whose worker dies.
+                crashed = await g.enqueue(crash)
+                neighbour = await g.enqueue(square, 6)
+                with pytest.raises(BrokenProcessPool):
+                    await asyncio.wait_for(crashed, 30)
+                await asyncio.wait_for(asyncio.wait([neighbour]), 30)
+                assert outcome(neighbour) == 36 or isinstance(
+                    neighbour.exception(), BrokenProcessPool
+                )
+                assert not healthy[0].done()  # the other pool's work is untouched
+                Path(release).touch()
+                assert await asyncio.wait_for(asyncio.gather(*healthy), 30) == ["survivor", 25]
+                # Later batches run on healthy (replacement) pools.
+                later = await asyncio.wait_for(
+                    asyncio.gather(*[await g.enqueue(square, i) for i in range(6)]), 60
+                )
+                assert later == [i * i for i in range(6)]
+                assert mgr.stats()["pools_broken"] == 1
+            finally:
+                Path(release).touch()
 
     run(main())
 
@@ -357,9 +311,7 @@ def test_a_fixed_chunk_size_groups_items_and_keeps_their_errors_apart(
     async def main() -> None:
         mgr = manager(backend=backend, workers_per_pool=2)
         g = grinder(mgr, batch_size_threshold=10, chunk_size=4)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             results = await asyncio.wait_for(
                 asyncio.gather(*(g.submit(fail_if_odd, i) for i in range(10)),
                                return_exceptions=True),
@@ -372,9 +324,6 @@ def test_a_fixed_chunk_size_groups_items_and_keeps_their_errors_apart(
                     assert result == i
             assert spy.chunks == [4, 4, 2]
             assert g.stats()["chunking"] == 4
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -394,17 +343,12 @@ def test_in_process_chunks_run_their_items_one_after_another_on_one_thread(
     async def main() -> None:
         mgr = manager(workers_per_pool=2)
         g = grinder(mgr, batch_size_threshold=6, chunk_size=3)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             idents = await asyncio.wait_for(
                 asyncio.gather(*(g.submit(threading.get_ident) for _ in range(6))), 30
             )
             assert calls == [3, 3]
             assert len(set(idents[:3])) == 1 and len(set(idents[3:])) == 1
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -417,9 +361,7 @@ def test_auto_chunking_groups_tiny_items_once_it_has_measured_them(
     async def main() -> None:
         mgr = manager(backend="grinder-test-counting", workers_per_pool=2)
         g = grinder(mgr, batch_size_threshold=50, max_wait_seconds=0.01)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             assert g.stats()["chunking"] == "auto"
             first = await asyncio.gather(*(g.submit(square, i) for i in range(50)))
             assert first == [i * i for i in range(50)]
@@ -438,9 +380,6 @@ def test_auto_chunking_groups_tiny_items_once_it_has_measured_them(
                 await asyncio.gather(*(g.submit(nap) for _ in range(50)))
             assert len(spy.chunks) >= 2
             assert max(spy.chunks) > 1
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -461,9 +400,7 @@ def test_auto_chunking_resolves_slow_items_one_by_one(
     async def main() -> None:
         mgr = manager(backend=backend, workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=6, max_wait_seconds=0.01)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             for _ in range(2):  # the second round runs with measured durations
                 spy.chunks.clear()
                 first_resolved = threading.Event()
@@ -478,9 +415,6 @@ def test_auto_chunking_resolves_slow_items_one_by_one(
                 assert spy.chunks == [1] * 6
             avg = g.stats()["avg_item_seconds"]
             assert avg is not None and avg >= 0.015
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 

@@ -10,32 +10,21 @@ from typing import Any
 
 import pytest
 
-from neoleasepool import LeasedExecutorManager, LeasePoolNotStartedError, WorkGrinder
+from neoleasepool import LeasePoolNotStartedError
 from tests.grinder_work import (
     Counter,
     EndCounter,
-    Gate,
     collect_loop_errors,
     fail_with,
     outcome,
     square,
     wait_for_file,
 )
-from tests.support import await_until, run, wait_until
+from tests.support import Gate, await_until, run, serving, wait_until
+from tests.support import make_grinder as grinder
+from tests.support import make_manager as manager
 
 BACKENDS = ["thread", "process"]
-
-
-def manager(**kwargs: Any) -> LeasedExecutorManager:
-    kwargs.setdefault("max_pools", 1)
-    kwargs.setdefault("workers_per_pool", 1)
-    return LeasedExecutorManager(**kwargs)
-
-
-def grinder(mgr: LeasedExecutorManager, **kwargs: Any) -> WorkGrinder:
-    kwargs.setdefault("max_wait_seconds", 60.0)
-    kwargs.setdefault("batch_size_threshold", 100)
-    return WorkGrinder(executor_manager=mgr, **kwargs)
 
 
 # ----------------------------------------------------------- cancellation
@@ -45,10 +34,8 @@ def test_a_future_cancelled_while_pending_leaves_the_queue_at_once() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr)
-        await mgr.start()
-        await g.start()
-        counter = Counter()
-        try:
+        async with serving(mgr, g):
+            counter = Counter()
             futures = [await g.enqueue(counter, i) for i in range(6)]
             assert g.stats()["pending"] == 6
             futures[0].cancel()  # the oldest
@@ -61,9 +48,6 @@ def test_a_future_cancelled_while_pending_leaves_the_queue_at_once() -> None:
             assert [outcome(f) for f in futures] == ["cancelled", 1, 2, "cancelled", 4, 5]
             assert counter.calls == 4  # the cancelled items never ran
             assert g.stats()["items_completed"] == 4
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -72,10 +56,8 @@ def test_cancelling_every_queued_item_empties_the_queue() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr)
-        await mgr.start()
-        await g.start()
-        counter = Counter()
-        try:
+        async with serving(mgr, g):
+            counter = Counter()
             futures = [await g.enqueue(counter) for _ in range(1000)]
             for f in reversed(futures):
                 f.cancel()
@@ -87,9 +69,6 @@ def test_cancelling_every_queued_item_empties_the_queue() -> None:
             assert g.stats()["pending"] == 1
             await g.stop()
             assert later.result() == 49
-        finally:
-            await g.stop()
-            await mgr.stop()
         assert counter.calls == 0
 
     run(main())
@@ -99,19 +78,14 @@ def test_cancelling_a_submit_call_removes_its_item() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr)
-        await mgr.start()
-        await g.start()
-        counter = Counter()
-        try:
+        async with serving(mgr, g):
+            counter = Counter()
             task = asyncio.create_task(g.submit(counter, 1))
             await await_until(lambda: g.stats()["pending"] == 1)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert g.stats()["pending"] == 0
-        finally:
-            await g.stop()
-            await mgr.stop()
         assert counter.calls == 0
 
     run(main())
@@ -121,25 +95,22 @@ def test_an_item_cancelled_after_its_batch_formed_never_runs() -> None:
     async def main() -> None:
         mgr = manager(workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=2)
-        await mgr.start()
-        await g.start()
-        gate, counter = Gate(), Counter()
-        try:
-            blocked = await g.enqueue(gate)
-            victim = await g.enqueue(counter, "ran")  # same batch, behind the gate
-            await gate.wait_started()
-            assert g.stats()["running"] == 2
-            victim.cancel()
-            assert g.stats()["running"] == 1 and g.stats()["items_cancelled"] == 1
-            gate.opened.set()
-            assert await blocked == "gate"
-            await g.stop()
-            assert victim.cancelled()
-            assert counter.calls == 0
-        finally:
-            gate.opened.set()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            gate, counter = Gate(), Counter()
+            try:
+                blocked = await g.enqueue(gate)
+                victim = await g.enqueue(counter, "ran")  # same batch, behind the gate
+                await gate.wait_started()
+                assert g.stats()["running"] == 2
+                victim.cancel()
+                assert g.stats()["running"] == 1 and g.stats()["items_cancelled"] == 1
+                gate.opened.set()
+                assert await blocked == "gate"
+                await g.stop()
+                assert victim.cancelled()
+                assert counter.calls == 0
+            finally:
+                gate.opened.set()
 
     run(main())
 
@@ -148,27 +119,22 @@ def test_a_submit_from_thread_future_cancelled_from_its_thread_never_runs() -> N
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr)
-        await mgr.start()
-        await g.start()
-        counter = Counter()
+        async with serving(mgr, g):
+            counter = Counter()
 
-        def from_thread() -> tuple[bool, int, int]:
-            keep = g.submit_from_thread(counter, "kept")
-            victim = g.submit_from_thread(counter, "victim")
-            wait_until(lambda: g.stats_from_thread(timeout=10)["pending"] == 2)
-            cancelled = victim.cancel()
-            stats = g.stats_from_thread(timeout=10)  # the cancel hop ran before it
-            keep.cancel()
-            return cancelled, stats["pending"], stats["items_cancelled"]
+            def from_thread() -> tuple[bool, int, int]:
+                keep = g.submit_from_thread(counter, "kept")
+                victim = g.submit_from_thread(counter, "victim")
+                wait_until(lambda: g.stats_from_thread(timeout=10)["pending"] == 2)
+                cancelled = victim.cancel()
+                stats = g.stats_from_thread(timeout=10)  # the cancel hop ran before it
+                keep.cancel()
+                return cancelled, stats["pending"], stats["items_cancelled"]
 
-        try:
             cancelled, pending, items_cancelled = await asyncio.to_thread(from_thread)
             assert cancelled and pending == 1 and items_cancelled == 1
             await await_until(lambda: g.stats()["pending"] == 0)
             assert g.stats()["items_cancelled"] == 2
-        finally:
-            await g.stop()
-            await mgr.stop()
         assert counter.calls == 0
 
     run(main())
@@ -178,10 +144,8 @@ def test_a_thread_future_cancelled_before_it_reaches_the_queue_keeps_counts_exac
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr)
-        await mgr.start()
-        await g.start()
-        counter = Counter()
-        try:
+        async with serving(mgr, g):
+            counter = Counter()
             futures: list[concurrent.futures.Future[Any]] = []
             # Submit from a thread while the loop is blocked, so the items
             # are still in the grinder's inbox when the loop cancels one.
@@ -201,9 +165,6 @@ def test_a_thread_future_cancelled_before_it_reaches_the_queue_keeps_counts_exac
             stats = g.stats()
             assert stats["pending"] == 0 and counter.calls == 2
             assert stats["items_completed"] + stats["items_cancelled"] == 3
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -216,9 +177,7 @@ def test_stop_drains_queued_work_by_default(backend: str) -> None:
     async def main() -> None:
         mgr = manager(backend=backend)
         g = grinder(mgr, batch_size_threshold=4)
-        await mgr.start()
-        await g.start()
-        try:
+        async with serving(mgr, g):
             futures = [await g.enqueue(square, i) for i in range(10)]
             assert g.stats()["pending"] == 10  # enqueue does not yield to the batcher
             await g.stop()
@@ -227,9 +186,6 @@ def test_stop_drains_queued_work_by_default(backend: str) -> None:
             assert stats["items_completed"] == 10 and stats["pending"] == 0
             with pytest.raises(LeasePoolNotStartedError):
                 await g.enqueue(square, 1)
-        finally:
-            await g.stop()
-            await mgr.stop()
 
     run(main())
 
@@ -238,10 +194,8 @@ def test_stop_cancel_pending_cancels_queued_work() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr)
-        await mgr.start()
-        await g.start()
-        counter = Counter()
-        try:
+        async with serving(mgr, g):
+            counter = Counter()
             futures = [await g.enqueue(counter, i) for i in range(5)]
             thread_futures = await asyncio.to_thread(
                 lambda: [g.submit_from_thread(counter, i) for i in range(3)]
@@ -251,9 +205,6 @@ def test_stop_cancel_pending_cancels_queued_work() -> None:
             assert all(f.cancelled() for f in thread_futures)
             stats = g.stats()
             assert stats["items_cancelled"] == 8 and stats["pending"] == 0
-        finally:
-            await g.stop()
-            await mgr.stop()
         assert counter.calls == 0
 
     run(main())
@@ -264,20 +215,17 @@ def test_stop_cancel_pending_cancels_a_grinder_waiting_for_a_lease(backend: str)
     async def main() -> None:
         mgr = manager(backend=backend, max_pools=1)
         g = grinder(mgr, batch_size_threshold=1)
-        await mgr.start()
-        await g.start()
-        lease = await mgr.acquire(owner="test-holds-every-pool")
-        try:
-            future = await g.enqueue(square, 3)
-            await await_until(lambda: mgr.stats()["waiting"] == 1)
-            await asyncio.wait_for(g.stop(cancel_pending=True), 5)
-            assert future.cancelled()
-            assert mgr.stats()["waiting"] == 0  # the grinder gave up its place
-            assert g.stats()["items_cancelled"] == 1
-        finally:
-            await lease.release()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            lease = await mgr.acquire(owner="test-holds-every-pool")
+            try:
+                future = await g.enqueue(square, 3)
+                await await_until(lambda: mgr.stats()["waiting"] == 1)
+                await asyncio.wait_for(g.stop(cancel_pending=True), 5)
+                assert future.cancelled()
+                assert mgr.stats()["waiting"] == 0  # the grinder gave up its place
+                assert g.stats()["items_cancelled"] == 1
+            finally:
+                await lease.release()
 
     run(main())
 
@@ -316,18 +264,15 @@ def test_stop_cancel_pending_cancels_a_grinder_waiting_for_process_work(
     async def main() -> None:
         mgr = manager(backend="process", workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=1)
-        await mgr.start()
-        await g.start()
-        try:
-            running = await g.enqueue(wait_for_file, started, release, "value")
-            await await_until(lambda: Path(started).exists(), timeout=30)
-            await asyncio.wait_for(g.stop(cancel_pending=True), 5)
-            assert running.cancelled()
-            assert g.stats()["items_cancelled"] == 1
-        finally:
-            Path(release).touch()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            try:
+                running = await g.enqueue(wait_for_file, started, release, "value")
+                await await_until(lambda: Path(started).exists(), timeout=30)
+                await asyncio.wait_for(g.stop(cancel_pending=True), 5)
+                assert running.cancelled()
+                assert g.stats()["items_cancelled"] == 1
+            finally:
+                Path(release).touch()
 
     run(main())
 
@@ -341,24 +286,21 @@ def test_stop_waits_for_in_flight_work_and_delivers_its_result(
     async def main() -> None:
         mgr = manager(backend=backend, workers_per_pool=2)
         g = grinder(mgr, batch_size_threshold=2)
-        await mgr.start()
-        await g.start()
-        try:
-            in_flight = await g.enqueue(wait_for_file, started, release, "late")
-            other = await g.enqueue(square, 4)
-            queued = await g.enqueue(square, 5)
-            await await_until(lambda: Path(started).exists(), timeout=30)
-            stopping = asyncio.create_task(g.stop())
-            await await_until(lambda: g.stats()["stopping"])
-            assert not stopping.done() and not in_flight.done()
-            Path(release).touch()
-            await asyncio.wait_for(stopping, 30)
-            assert (in_flight.result(), other.result(), queued.result()) == ("late", 16, 25)
-            assert g.stats()["items_completed"] == 3
-        finally:
-            Path(release).touch()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            try:
+                in_flight = await g.enqueue(wait_for_file, started, release, "late")
+                other = await g.enqueue(square, 4)
+                queued = await g.enqueue(square, 5)
+                await await_until(lambda: Path(started).exists(), timeout=30)
+                stopping = asyncio.create_task(g.stop())
+                await await_until(lambda: g.stats()["stopping"])
+                assert not stopping.done() and not in_flight.done()
+                Path(release).touch()
+                await asyncio.wait_for(stopping, 30)
+                assert (in_flight.result(), other.result(), queued.result()) == ("late", 16, 25)
+                assert g.stats()["items_completed"] == 3
+            finally:
+                Path(release).touch()
 
     run(main())
 
@@ -367,25 +309,22 @@ def test_submissions_while_stopping_are_refused() -> None:
     async def main() -> None:
         mgr = manager()
         g = grinder(mgr, batch_size_threshold=1)
-        await mgr.start()
-        await g.start()
-        gate = Gate()
-        try:
-            blocked = await g.enqueue(gate)
-            await gate.wait_started()
-            stopping = asyncio.create_task(g.stop())
-            await await_until(lambda: g.stats()["stopping"])
-            with pytest.raises(LeasePoolNotStartedError, match="stopping"):
-                await g.submit(square, 1)
-            with pytest.raises(LeasePoolNotStartedError):
-                await asyncio.to_thread(g.submit_from_thread, square, 1)
-            gate.opened.set()
-            await asyncio.wait_for(stopping, 10)
-            assert blocked.result() == "gate"
-        finally:
-            gate.opened.set()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            gate = Gate()
+            try:
+                blocked = await g.enqueue(gate)
+                await gate.wait_started()
+                stopping = asyncio.create_task(g.stop())
+                await await_until(lambda: g.stats()["stopping"])
+                with pytest.raises(LeasePoolNotStartedError, match="stopping"):
+                    await g.submit(square, 1)
+                with pytest.raises(LeasePoolNotStartedError):
+                    await asyncio.to_thread(g.submit_from_thread, square, 1)
+                gate.opened.set()
+                await asyncio.wait_for(stopping, 10)
+                assert blocked.result() == "gate"
+            finally:
+                gate.opened.set()
 
     run(main())
 
@@ -396,42 +335,39 @@ def test_every_future_ends_exactly_once() -> None:
         errors = collect_loop_errors(loop)
         mgr = manager(max_pools=2, workers_per_pool=2)
         g = grinder(mgr, batch_size_threshold=5, max_wait_seconds=0.01)
-        await mgr.start()
-        await g.start()
-        ends = EndCounter()
-        gate = Gate()
-        try:
-            futures: list[Any] = [ends.watch(await g.enqueue(gate))]
-            for i in range(60):
-                fn: Any = fail_with if i % 7 == 0 else square
-                futures.append(ends.watch(await g.enqueue(fn, i if fn is square else "x")))
-            thread_futures = await asyncio.to_thread(
-                lambda: [ends.watch(g.submit_from_thread(square, i)) for i in range(40)]
-            )
-            for f in futures[5::9]:
-                f.cancel()
-            for f in thread_futures[::5]:
-                f.cancel()
-            await gate.wait_started()
-            stop = asyncio.create_task(g.stop(cancel_pending=True))
-            await asyncio.sleep(0.01)
-            gate.opened.set()
-            await asyncio.wait_for(stop, 10)
-            await asyncio.wait_for(
-                asyncio.gather(*futures, *map(asyncio.wrap_future, thread_futures),
-                               return_exceptions=True),
-                10,
-            )
-            await await_until(lambda: len(ends.ends) == 101 and ends.all_ended_once())
-            await asyncio.sleep(0.05)  # any second resolution would show up by now
-            assert ends.all_ended_once()
-            stats = g.stats()
-            ended = stats["items_completed"] + stats["items_failed"] + stats["items_cancelled"]
-            assert ended == 101 == stats["items_submitted"]
-            assert errors == []
-        finally:
-            gate.opened.set()
-            await g.stop()
-            await mgr.stop()
+        async with serving(mgr, g):
+            ends = EndCounter()
+            gate = Gate()
+            try:
+                futures: list[Any] = [ends.watch(await g.enqueue(gate))]
+                for i in range(60):
+                    fn: Any = fail_with if i % 7 == 0 else square
+                    futures.append(ends.watch(await g.enqueue(fn, i if fn is square else "x")))
+                thread_futures = await asyncio.to_thread(
+                    lambda: [ends.watch(g.submit_from_thread(square, i)) for i in range(40)]
+                )
+                for f in futures[5::9]:
+                    f.cancel()
+                for f in thread_futures[::5]:
+                    f.cancel()
+                await gate.wait_started()
+                stop = asyncio.create_task(g.stop(cancel_pending=True))
+                await asyncio.sleep(0.01)
+                gate.opened.set()
+                await asyncio.wait_for(stop, 10)
+                await asyncio.wait_for(
+                    asyncio.gather(*futures, *map(asyncio.wrap_future, thread_futures),
+                                   return_exceptions=True),
+                    10,
+                )
+                await await_until(lambda: len(ends.ends) == 101 and ends.all_ended_once())
+                await asyncio.sleep(0.05)  # any second resolution would show up by now
+                assert ends.all_ended_once()
+                stats = g.stats()
+                ended = stats["items_completed"] + stats["items_failed"] + stats["items_cancelled"]
+                assert ended == 101 == stats["items_submitted"]
+                assert errors == []
+            finally:
+                gate.opened.set()
 
     run(main())

@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 _init_value: object = None
 
@@ -32,6 +33,22 @@ def crash(code: int = 3) -> None:
 def sleep_then(seconds: float, value: object) -> object:
     """Sleep ``seconds`` in the worker, then return ``value``."""
     time.sleep(seconds)
+    return value
+
+
+def gated(started: str, release: str, value: object, timeout: float = 60.0) -> object:
+    """Create ``started``, wait (bounded) until ``release`` exists, return ``value``.
+
+    Workers signal and wait through files, since a ``threading.Event`` does
+    not cross a process boundary; the test creates the release file to let
+    the call finish.
+    """
+    Path(started).touch()
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(release):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release} never appeared")
+        time.sleep(0.005)
     return value
 
 
