@@ -22,7 +22,7 @@ from neoleasepool import (
     register_backend,
 )
 from neoleasepool.backends import get_backend
-from tests.support import await_until, run
+from tests.support import await_until, run, serving
 from tests.workfns import crash, getpid, remember, remembered, sleep_then, square
 
 HAS_INTERPRETERS = hasattr(concurrent.futures, "InterpreterPoolExecutor")
@@ -82,12 +82,8 @@ def test_interpreter_backend_runs_work() -> None:
         manager = LeasedExecutorManager(
             backend="interpreter", max_pools=1, workers_per_pool=1
         )
-        await manager.start()
-        try:
-            async with await manager.acquire() as lease:
-                assert await lease.run(pow, 3, 4) == 81
-        finally:
-            await manager.stop()
+        async with serving(manager), await manager.acquire() as lease:
+            assert await lease.run(pow, 3, 4) == 81
 
     run(main())
 
@@ -120,12 +116,8 @@ def test_registered_factory_backend_builds_the_pools() -> None:
             flavour="mint",
         )
         assert manager.backend == "tests-counting"
-        await manager.start()
-        try:
-            async with await manager.acquire() as lease:
-                assert await lease.run(square, 8) == 64
-        finally:
-            await manager.stop()
+        async with serving(manager), await manager.acquire() as lease:
+            assert await lease.run(square, 8) == 64
 
     run(main())
     assert [s.index for s in CountingPool.created] == [1, 2]
@@ -196,14 +188,11 @@ def test_thread_backend_passes_initializer_to_each_pool() -> None:
             initializer=seen.append,
             initargs=("ready",),
         )
-        await manager.start()
-        try:
+        async with serving(manager):
             for _ in range(2):
                 lease = await manager.acquire()
                 assert await lease.run(square, 1) == 1
             assert seen == ["ready", "ready"]
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -217,15 +206,12 @@ def test_process_backend_passes_initializer_and_uses_a_safe_start_method() -> No
             initializer=remember,
             initargs=("configured",),
         )
-        await manager.start()
-        try:
+        async with serving(manager):
             async with await manager.acquire() as lease:
                 assert await lease.run(remembered) == "configured"
             details = manager.stats()["backend_details"]
             assert details["start_method"] in ("forkserver", "spawn")
             assert details["forwarding_logs"] is False
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -238,8 +224,7 @@ def test_crashed_worker_fails_only_its_work_and_the_pool_is_replaced() -> None:
         manager = LeasedExecutorManager(
             backend="process", max_pools=2, min_pools=2, workers_per_pool=1
         )
-        await manager.start()
-        try:
+        async with serving(manager):
             victim = await manager.acquire(owner="victim")
             bystander = await manager.acquire(owner="bystander")
             victim_pid = await victim.run(getpid)
@@ -269,8 +254,6 @@ def test_crashed_worker_fails_only_its_work_and_the_pool_is_replaced() -> None:
             for lease in leases:
                 await lease.release()
             await await_until(lambda: manager.stats()["retiring"] == 0)
-        finally:
-            await manager.stop()
 
     run(main(), timeout=60)
 
@@ -278,8 +261,7 @@ def test_crashed_worker_fails_only_its_work_and_the_pool_is_replaced() -> None:
 def test_crash_while_draining_still_returns_a_working_pool() -> None:
     async def main() -> None:
         manager = LeasedExecutorManager(backend="process", max_pools=1, workers_per_pool=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
             await lease.run(getpid)
             future = lease.executor.submit(sleep_then, 0.3, None)
@@ -294,8 +276,6 @@ def test_crash_while_draining_still_returns_a_working_pool() -> None:
                 assert await fresh.run(square, 4) == 16
             assert manager.stats()["pools_broken"] == 1
             assert manager.total_count == 1
-        finally:
-            await manager.stop()
 
     run(main(), timeout=60)
 
@@ -353,34 +333,33 @@ def test_pool_that_breaks_after_its_lease_ended_is_never_lent_again() -> None:
 
     async def main() -> None:
         manager = LeasedExecutorManager(backend="tests-breaking", max_pools=1)
-        await manager.start()
-        try:
-            (first,) = BreakingExecutor.instances
-            lease = await manager.acquire()
-            future = lease.executor.submit(square, 2)
-            first.go.set()
-            # The holder sees the failure before the manager's callback runs...
-            assert isinstance(
-                await asyncio.to_thread(future.exception, 10),
-                concurrent.futures.BrokenExecutor,
-            )
-            await lease.release()  # ...and returns the pool, which looks idle.
-            assert manager.available_count == 1
-            first.callbacks.set()
-            await await_until(lambda: len(BreakingExecutor.instances) == 2)
-            await await_until(lambda: first.shut_down)
-            assert manager.stats()["pools_broken"] == 1
-            assert manager.total_count == 1
-            nxt = await manager.acquire(wait=False)
-            second = BreakingExecutor.instances[1]
-            nxt.executor.submit(square, 3)
-            assert len(second.threads) == 1 and first.threads[1:] == []
-            await nxt.release()
-        finally:
-            for executor in BreakingExecutor.instances:
-                executor.go.set()
-                executor.callbacks.set()
-            await manager.stop()
+        async with serving(manager):
+            try:
+                (first,) = BreakingExecutor.instances
+                lease = await manager.acquire()
+                future = lease.executor.submit(square, 2)
+                first.go.set()
+                # The holder sees the failure before the manager's callback runs...
+                assert isinstance(
+                    await asyncio.to_thread(future.exception, 10),
+                    concurrent.futures.BrokenExecutor,
+                )
+                await lease.release()  # ...and returns the pool, which looks idle.
+                assert manager.available_count == 1
+                first.callbacks.set()
+                await await_until(lambda: len(BreakingExecutor.instances) == 2)
+                await await_until(lambda: first.shut_down)
+                assert manager.stats()["pools_broken"] == 1
+                assert manager.total_count == 1
+                nxt = await manager.acquire(wait=False)
+                second = BreakingExecutor.instances[1]
+                nxt.executor.submit(square, 3)
+                assert len(second.threads) == 1 and first.threads[1:] == []
+                await nxt.release()
+            finally:
+                for executor in BreakingExecutor.instances:
+                    executor.go.set()
+                    executor.callbacks.set()
 
     run(main())
 
@@ -391,32 +370,31 @@ def test_pool_that_breaks_on_its_way_to_a_waiter_is_not_lent() -> None:
 
     async def main() -> None:
         manager = LeasedExecutorManager(backend="tests-breaking", max_pools=1)
-        await manager.start()
-        try:
-            (first,) = BreakingExecutor.instances
-            lease = await manager.acquire()
-            future = lease.executor.submit(square, 2)
-            first.go.set()
-            await asyncio.to_thread(future.exception, 10)
-            waiting = asyncio.ensure_future(manager.acquire())
-            await await_until(lambda: manager.stats()["waiting"] == 1)
-            await lease.release()  # the pool is handed to the waiter
-            # The callbacks run (on another thread) before the waiter resumes:
-            # block the loop until they are done.
-            first.callbacks.set()
-            first.threads[0].join(10)
-            assert not first.threads[0].is_alive()
-            nxt = await asyncio.wait_for(waiting, 10)
-            await await_until(lambda: first.shut_down)
-            assert len(BreakingExecutor.instances) == 2
-            nxt.executor.submit(square, 3)
-            assert len(BreakingExecutor.instances[1].threads) == 1
-            assert len(first.threads) == 1
-            await nxt.release()
-        finally:
-            for executor in BreakingExecutor.instances:
-                executor.go.set()
-                executor.callbacks.set()
-            await manager.stop()
+        async with serving(manager):
+            try:
+                (first,) = BreakingExecutor.instances
+                lease = await manager.acquire()
+                future = lease.executor.submit(square, 2)
+                first.go.set()
+                await asyncio.to_thread(future.exception, 10)
+                waiting = asyncio.ensure_future(manager.acquire())
+                await await_until(lambda: manager.stats()["waiting"] == 1)
+                await lease.release()  # the pool is handed to the waiter
+                # The callbacks run (on another thread) before the waiter resumes:
+                # block the loop until they are done.
+                first.callbacks.set()
+                first.threads[0].join(10)
+                assert not first.threads[0].is_alive()
+                nxt = await asyncio.wait_for(waiting, 10)
+                await await_until(lambda: first.shut_down)
+                assert len(BreakingExecutor.instances) == 2
+                nxt.executor.submit(square, 3)
+                assert len(BreakingExecutor.instances[1].threads) == 1
+                assert len(first.threads) == 1
+                await nxt.release()
+            finally:
+                for executor in BreakingExecutor.instances:
+                    executor.go.set()
+                    executor.callbacks.set()
 
     run(main())

@@ -9,15 +9,15 @@ the next expiry can explain a prompt revocation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
 
 import pytest
 
-from neoleasepool import LeasedExecutorManager, LeaseExpiredError, LeaseState
-from tests.support import await_until, run
+from neoleasepool import LeaseExpiredError, LeaseState
+from tests.support import await_until, make_manager, run, serving
 from tests.workfns import getpid, sleep_then, square, thread_name
 
 BACKENDS = ["thread", "process"]
@@ -26,11 +26,7 @@ BACKENDS = ["thread", "process"]
 DEADLINE = 15.0
 
 
-def make(**kwargs: Any) -> LeasedExecutorManager:
-    kwargs.setdefault("max_pools", 1)
-    kwargs.setdefault("workers_per_pool", 1)
-    kwargs.setdefault("check_interval", 120.0)
-    return LeasedExecutorManager(**kwargs)
+make = functools.partial(make_manager, check_interval=120.0)
 
 
 async def let_checker_sleep() -> None:
@@ -42,8 +38,7 @@ async def let_checker_sleep() -> None:
 def test_lease_stays_usable_between_soft_and_hard_expiry() -> None:
     async def main() -> None:
         manager = make(lease_grace_seconds=60.0)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire(lease_seconds=0.05)
             await await_until(lambda: time.monotonic() > lease.soft_expires_at)
             (entry,) = manager.stats()["leases"]
@@ -53,8 +48,6 @@ def test_lease_stays_usable_between_soft_and_hard_expiry() -> None:
             assert await lease.run(square, 4) == 16
             await lease.release()
             assert manager.stats()["leases_revoked"] == 0
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -63,8 +56,7 @@ def test_lease_stays_usable_between_soft_and_hard_expiry() -> None:
 def test_lease_is_revoked_after_hard_expiry_and_its_pool_replaced(backend: str) -> None:
     async def main() -> None:
         manager = make(backend=backend, min_pools=1, lease_grace_seconds=0.1)
-        await manager.start()
-        try:
+        async with serving(manager):
             identify = getpid if backend == "process" else thread_name
             async with await manager.acquire() as warm_up:  # start the workers
                 old_worker = await warm_up.run(identify)
@@ -88,8 +80,6 @@ def test_lease_is_revoked_after_hard_expiry_and_its_pool_replaced(backend: str) 
             assert stats["pools_created"] == 2
             async with await manager.acquire() as fresh:
                 assert await fresh.run(identify) != old_worker
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -97,16 +87,13 @@ def test_lease_is_revoked_after_hard_expiry_and_its_pool_replaced(backend: str) 
 def test_submit_is_refused_once_past_hard_expiry_even_before_the_checker_runs() -> None:
     async def main() -> None:
         manager = make(lease_grace_seconds=0.0)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire(lease_seconds=0.05)
             # No await between here and submit: the checker cannot have run.
             while time.monotonic() < lease.hard_expires_at:
                 time.sleep(0.01)
             with pytest.raises(LeaseExpiredError, match="hard expiry"):
                 lease.executor.submit(square, 1)
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -114,14 +101,11 @@ def test_submit_is_refused_once_past_hard_expiry_even_before_the_checker_runs() 
 def test_zero_grace_revokes_at_soft_expiry() -> None:
     async def main() -> None:
         manager = make(lease_grace_seconds=0.0)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire(lease_seconds=0.2)
             assert lease.hard_expires_at == lease.soft_expires_at
             await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
             assert manager.stats()["leases_revoked"] == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -129,8 +113,7 @@ def test_zero_grace_revokes_at_soft_expiry() -> None:
 def test_checker_wakes_for_a_shorter_lease_granted_later() -> None:
     async def main() -> None:
         manager = make(max_pools=2, lease_grace_seconds=0.1)
-        await manager.start()
-        try:
+        async with serving(manager):
             long = await manager.acquire(lease_seconds=100.0)
             await let_checker_sleep()  # now asleep until the long lease's expiry
             short = await manager.acquire(lease_seconds=0.2)
@@ -139,8 +122,6 @@ def test_checker_wakes_for_a_shorter_lease_granted_later() -> None:
             assert await long.run(square, 3) == 9
             assert manager.stats()["leases_revoked"] == 1
             await long.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -148,16 +129,13 @@ def test_checker_wakes_for_a_shorter_lease_granted_later() -> None:
 def test_revocation_frees_capacity_for_a_waiter() -> None:
     async def main() -> None:
         manager = make(max_pools=1, lease_grace_seconds=0.1)
-        await manager.start()
-        try:
+        async with serving(manager):
             expiring = await manager.acquire(lease_seconds=0.2)
             nxt = await manager.acquire(timeout=DEADLINE, owner="patient")
             assert expiring.state is LeaseState.DONE
             assert nxt.owner == "patient"
             assert await nxt.run(square, 2) == 4
             await nxt.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -165,31 +143,30 @@ def test_revocation_frees_capacity_for_a_waiter() -> None:
 def test_revocation_shuts_the_pool_down_while_the_new_one_works() -> None:
     async def main() -> None:
         manager = make(max_pools=1, lease_grace_seconds=0.1, name_prefix="revoked")
-        await manager.start()
-        started = threading.Event()
-        gate = threading.Event()
+        async with serving(manager):
+            started = threading.Event()
+            gate = threading.Event()
 
-        def stuck() -> str:
-            started.set()
-            gate.wait(30)
-            return "late"
+            def stuck() -> str:
+                started.set()
+                gate.wait(30)
+                return "late"
 
-        try:
-            lease = await manager.acquire(lease_seconds=1.0)
-            future = lease.executor.submit(stuck)
-            assert await asyncio.to_thread(started.wait, 10)
-            await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
-            # Threads cannot be killed: the stuck call keeps its thread, but the
-            # replacement pool serves new leases meanwhile.
-            async with await manager.acquire(timeout=DEADLINE) as fresh:
-                assert await fresh.run(square, 5) == 25
-            assert manager.stats()["retiring"] == 1
-            gate.set()
-            assert await asyncio.wrap_future(future) == "late"
-            await await_until(lambda: manager.stats()["retiring"] == 0)
-        finally:
-            gate.set()
-            await manager.stop()
+            try:
+                lease = await manager.acquire(lease_seconds=1.0)
+                future = lease.executor.submit(stuck)
+                assert await asyncio.to_thread(started.wait, 10)
+                await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
+                # Threads cannot be killed: the stuck call keeps its thread, but the
+                # replacement pool serves new leases meanwhile.
+                async with await manager.acquire(timeout=DEADLINE) as fresh:
+                    assert await fresh.run(square, 5) == 25
+                assert manager.stats()["retiring"] == 1
+                gate.set()
+                assert await asyncio.wrap_future(future) == "late"
+                await await_until(lambda: manager.stats()["retiring"] == 0)
+            finally:
+                gate.set()
 
     run(main())
 
@@ -197,8 +174,7 @@ def test_revocation_shuts_the_pool_down_while_the_new_one_works() -> None:
 def test_revocation_kills_running_process_work() -> None:
     async def main() -> None:
         manager = make(backend="process", max_pools=1, lease_grace_seconds=0.1)
-        await manager.start()
-        try:
+        async with serving(manager):
             async with await manager.acquire() as warm_up:  # start the worker
                 await warm_up.run(getpid)
             lease = await manager.acquire(lease_seconds=1.0)
@@ -209,8 +185,6 @@ def test_revocation_kills_running_process_work() -> None:
             assert lease.state is LeaseState.DONE
             async with await manager.acquire(timeout=DEADLINE) as fresh:
                 assert await fresh.run(square, 6) == 36
-        finally:
-            await manager.stop()
 
     run(main(), timeout=45)
 
@@ -218,24 +192,23 @@ def test_revocation_kills_running_process_work() -> None:
 def test_draining_lease_is_revoked_at_hard_expiry() -> None:
     async def main() -> None:
         manager = make(max_pools=1, lease_grace_seconds=0.1)
-        await manager.start()
-        gate = threading.Event()
-        try:
-            lease = await manager.acquire(lease_seconds=1.0)
-            future = lease.executor.submit(gate.wait, 30)
-            await lease.release()
-            assert lease.state is LeaseState.DRAINING
-            await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
-            stats = manager.stats()
-            assert stats["leases_revoked"] == 1
-            assert stats["leases_released"] == 0
-            async with await manager.acquire(timeout=DEADLINE) as fresh:
-                assert await fresh.run(square, 7) == 49
-            gate.set()
-            assert await asyncio.wrap_future(future) is True
-        finally:
-            gate.set()
-            await manager.stop()
+        async with serving(manager):
+            gate = threading.Event()
+            try:
+                lease = await manager.acquire(lease_seconds=1.0)
+                future = lease.executor.submit(gate.wait, 30)
+                await lease.release()
+                assert lease.state is LeaseState.DRAINING
+                await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
+                stats = manager.stats()
+                assert stats["leases_revoked"] == 1
+                assert stats["leases_released"] == 0
+                async with await manager.acquire(timeout=DEADLINE) as fresh:
+                    assert await fresh.run(square, 7) == 49
+                gate.set()
+                assert await asyncio.wrap_future(future) is True
+            finally:
+                gate.set()
 
     run(main())
 
@@ -243,25 +216,24 @@ def test_draining_lease_is_revoked_at_hard_expiry() -> None:
 def test_bounded_stop_does_not_wait_for_a_revoked_pool_stuck_in_a_call() -> None:
     async def main() -> None:
         manager = make(max_pools=1, lease_grace_seconds=0.1)
-        await manager.start()
-        started = threading.Event()
-        gate = threading.Event()
+        async with serving(manager):
+            started = threading.Event()
+            gate = threading.Event()
 
-        def stuck() -> None:
-            started.set()
-            gate.wait(30)
+            def stuck() -> None:
+                started.set()
+                gate.wait(30)
 
-        try:
-            lease = await manager.acquire(lease_seconds=1.0)
-            future = lease.executor.submit(stuck)
-            assert await asyncio.to_thread(started.wait, 10)
-            await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
-            began = time.monotonic()
-            await manager.stop(timeout=0.5)
-            assert time.monotonic() - began < 10.0
-            assert not future.done()
-        finally:
-            gate.set()
-            await manager.stop()
+            try:
+                lease = await manager.acquire(lease_seconds=1.0)
+                future = lease.executor.submit(stuck)
+                assert await asyncio.to_thread(started.wait, 10)
+                await await_until(lambda: lease.state is LeaseState.DONE, timeout=DEADLINE)
+                began = time.monotonic()
+                await manager.stop(timeout=0.5)
+                assert time.monotonic() - began < 10.0
+                assert not future.done()
+            finally:
+                gate.set()
 
     run(main())

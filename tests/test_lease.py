@@ -5,50 +5,24 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import Executor
-from typing import Any
 
 import pytest
 
 from neoleasepool import (
-    LeasedExecutorManager,
     LeaseExpiredError,
     LeaseState,
     LeaseUnavailableError,
     WrongLoopError,
 )
-from tests.support import await_until, run
+from tests.support import Gate, await_until, error_in_other_loop, run, serving
+from tests.support import make_manager as make
 from tests.workfns import sleep_then, square, thread_name
 
 BACKENDS = ["thread", "process"]
 
 
-def make(**kwargs: Any) -> LeasedExecutorManager:
-    kwargs.setdefault("max_pools", 1)
-    kwargs.setdefault("workers_per_pool", 1)
-    return LeasedExecutorManager(**kwargs)
-
-
 def boom(message: str) -> None:
     raise KeyError(message)
-
-
-class Gate:
-    """A callable that signals when it starts and blocks until opened."""
-
-    def __init__(self, value: object = "done") -> None:
-        self.started = threading.Event()
-        self.opened = threading.Event()
-        self.value = value
-
-    def __call__(self) -> object:
-        self.started.set()
-        if not self.opened.wait(30):
-            raise AssertionError("gate never opened")
-        return self.value
-
-    async def wait_started(self) -> None:
-        started = await asyncio.to_thread(self.started.wait, 10)
-        assert started, "gated call never started"
 
 
 # ---------------------------------------------------------------- running
@@ -58,8 +32,7 @@ class Gate:
 def test_run_returns_the_result_or_raises_the_callables_error(backend: str) -> None:
     async def main() -> None:
         manager = make(backend=backend)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
             assert await lease.run(square, 12) == 144
             assert await lease.run(pow, 2, exp=10) == 1024
@@ -69,8 +42,6 @@ def test_run_returns_the_result_or_raises_the_callables_error(backend: str) -> N
             assert await lease.run(square, 3) == 9
             await lease.release()
             assert manager.stats()["pools_broken"] == 0
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -79,19 +50,15 @@ def test_run_returns_the_result_or_raises_the_callables_error(backend: str) -> N
 def test_executor_proxy_submits_to_the_leased_pool(backend: str) -> None:
     async def main() -> None:
         manager = make(backend=backend)
-        await manager.start()
-        try:
-            async with await manager.acquire() as lease:
-                executor = lease.executor
-                assert isinstance(executor, Executor)
-                future = executor.submit(square, 4)
-                assert await asyncio.wrap_future(future) == 16
-                mapped = await asyncio.to_thread(
-                    lambda: list(executor.map(square, [1, 2, 3]))
-                )
-                assert mapped == [1, 4, 9]
-        finally:
-            await manager.stop()
+        async with serving(manager), await manager.acquire() as lease:
+            executor = lease.executor
+            assert isinstance(executor, Executor)
+            future = executor.submit(square, 4)
+            assert await asyncio.wrap_future(future) == 16
+            mapped = await asyncio.to_thread(
+                lambda: list(executor.map(square, [1, 2, 3]))
+            )
+            assert mapped == [1, 4, 9]
 
     run(main())
 
@@ -99,17 +66,13 @@ def test_executor_proxy_submits_to_the_leased_pool(backend: str) -> None:
 def test_executor_proxy_accepts_work_from_other_threads() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
-            async with await manager.acquire() as lease:
-                executor = lease.executor
+        async with serving(manager), await manager.acquire() as lease:
+            executor = lease.executor
 
-                def from_thread() -> int:
-                    return executor.submit(square, 9).result(10)
+            def from_thread() -> int:
+                return executor.submit(square, 9).result(10)
 
-                assert await asyncio.to_thread(from_thread) == 81
-        finally:
-            await manager.stop()
+            assert await asyncio.to_thread(from_thread) == 81
 
     run(main())
 
@@ -117,8 +80,7 @@ def test_executor_proxy_accepts_work_from_other_threads() -> None:
 def test_run_uses_the_leased_pool_only() -> None:
     async def main() -> None:
         manager = make(max_pools=2, min_pools=2, name_prefix="mypool")
-        await manager.start()
-        try:
+        async with serving(manager):
             first = await manager.acquire()
             second = await manager.acquire()
             a = {await first.run(thread_name) for _ in range(5)}
@@ -127,8 +89,6 @@ def test_run_uses_the_leased_pool_only() -> None:
             assert all(name.startswith("mypool-") for name in a | b)
             await first.release()
             await second.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -136,10 +96,9 @@ def test_run_uses_the_leased_pool_only() -> None:
 def test_cancelling_run_cancels_a_call_that_has_not_started() -> None:
     async def main() -> None:
         manager = make(workers_per_pool=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
-            gate = Gate()
+            gate = Gate("done")
             blocker = asyncio.ensure_future(lease.run(gate))
             await gate.wait_started()
             called = threading.Event()
@@ -153,8 +112,6 @@ def test_cancelling_run_cancels_a_call_that_has_not_started() -> None:
             assert await lease.run(square, 2) == 4  # the pool's worker is free again
             assert not called.is_set()
             await lease.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -162,25 +119,12 @@ def test_cancelling_run_cancels_a_call_that_has_not_started() -> None:
 def test_run_from_another_loop_raises_wrong_loop_error() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
-            errors: list[BaseException] = []
-
-            def other_thread() -> None:
-                try:
-                    asyncio.run(lease.run(square, 1))
-                except BaseException as exc:
-                    errors.append(exc)
-
-            thread = threading.Thread(target=other_thread)
-            thread.start()
-            await asyncio.to_thread(thread.join, 10)
-            assert len(errors) == 1 and isinstance(errors[0], WrongLoopError)
-            assert "ExecutorLease.run" in str(errors[0])
+            error = await asyncio.to_thread(error_in_other_loop, lambda: lease.run(square, 1))
+            assert isinstance(error, WrongLoopError)
+            assert "ExecutorLease.run" in str(error)
             await lease.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -191,8 +135,7 @@ def test_run_from_another_loop_raises_wrong_loop_error() -> None:
 def test_async_with_releases_the_lease_on_exit_and_on_error() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
+        async with serving(manager):
             async with await manager.acquire() as lease:
                 assert lease.active
                 assert manager.leased_count == 1
@@ -203,8 +146,6 @@ def test_async_with_releases_the_lease_on_exit_and_on_error() -> None:
                     raise ZeroDivisionError
             assert not failing.active
             assert manager.available_count == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -212,8 +153,7 @@ def test_async_with_releases_the_lease_on_exit_and_on_error() -> None:
 def test_release_is_idempotent() -> None:
     async def main() -> None:
         manager = make(max_pools=2)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
             other = await manager.acquire()
             await lease.release()
@@ -224,8 +164,6 @@ def test_release_is_idempotent() -> None:
             assert manager.leased_count == 1
             assert manager.stats()["leases_released"] == 1
             await other.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -245,8 +183,7 @@ def test_release_after_the_manager_stopped_is_a_no_op() -> None:
 def test_submit_and_run_after_release_raise_lease_expired_error() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
             executor = lease.executor
             await lease.release()
@@ -259,8 +196,6 @@ def test_submit_and_run_after_release_raise_lease_expired_error() -> None:
                 assert await nxt.run(square, 2) == 4
                 with pytest.raises(LeaseExpiredError):
                     executor.submit(square, 2)
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -282,19 +217,15 @@ def test_run_after_the_manager_stopped_raises_lease_expired_error() -> None:
 def test_proxy_refuses_shutdown_and_keeps_working() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
-            async with await manager.acquire() as lease:
-                with pytest.raises(RuntimeError, match="release the lease"):
-                    lease.executor.shutdown()
-                with pytest.raises(RuntimeError):
-                    lease.executor.shutdown(wait=False, cancel_futures=True)
-                # Executor.__exit__ calls shutdown()
-                with pytest.raises(RuntimeError), lease.executor:
-                    pass
-                assert await lease.run(square, 5) == 25
-        finally:
-            await manager.stop()
+        async with serving(manager), await manager.acquire() as lease:
+            with pytest.raises(RuntimeError, match="release the lease"):
+                lease.executor.shutdown()
+            with pytest.raises(RuntimeError):
+                lease.executor.shutdown(wait=False, cancel_futures=True)
+            # Executor.__exit__ calls shutdown()
+            with pytest.raises(RuntimeError), lease.executor:
+                pass
+            assert await lease.run(square, 5) == 25
 
     run(main())
 
@@ -302,8 +233,7 @@ def test_proxy_refuses_shutdown_and_keeps_working() -> None:
 def test_lease_attributes() -> None:
     async def main() -> None:
         manager = make(default_lease_seconds=30.0, lease_grace_seconds=5.0)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire(owner="me", lease_seconds=20.0)
             assert lease.owner == "me"
             assert lease.lease_seconds == 20.0
@@ -318,8 +248,6 @@ def test_lease_attributes() -> None:
             assert anonymous.lease_seconds == 30.0
             assert anonymous.lease_id != lease.lease_id
             await anonymous.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -330,42 +258,41 @@ def test_lease_attributes() -> None:
 def test_release_waits_for_submitted_futures_before_reuse() -> None:
     async def main() -> None:
         manager = make(max_pools=1, workers_per_pool=2)
-        await manager.start()
-        try:
-            lease = await manager.acquire()
-            gates = [Gate("a"), Gate("b")]
-            futures = [lease.executor.submit(g) for g in gates]
-            for gate in gates:
-                await gate.wait_started()
-            await lease.release()
-            assert lease.state is LeaseState.DRAINING
-            assert not lease.active
-            with pytest.raises(LeaseExpiredError):
-                lease.executor.submit(square, 1)
-            # The pool is still busy: not available to anyone.
-            assert manager.leased_count == 1
-            assert manager.available_count == 0
-            with pytest.raises(LeaseUnavailableError):
-                await manager.acquire(wait=False)
-            waiting = asyncio.ensure_future(manager.acquire())
-            await await_until(lambda: manager.stats()["waiting"] == 1)
+        async with serving(manager):
+            try:
+                lease = await manager.acquire()
+                gates = [Gate("a"), Gate("b")]
+                futures = [lease.executor.submit(g) for g in gates]
+                for gate in gates:
+                    await gate.wait_started()
+                await lease.release()
+                assert lease.state is LeaseState.DRAINING
+                assert not lease.active
+                with pytest.raises(LeaseExpiredError):
+                    lease.executor.submit(square, 1)
+                # The pool is still busy: not available to anyone.
+                assert manager.leased_count == 1
+                assert manager.available_count == 0
+                with pytest.raises(LeaseUnavailableError):
+                    await manager.acquire(wait=False)
+                waiting = asyncio.ensure_future(manager.acquire())
+                await await_until(lambda: manager.stats()["waiting"] == 1)
 
-            gates[0].opened.set()
-            assert await asyncio.wrap_future(futures[0]) == "a"
-            await asyncio.sleep(0.05)  # give a wrong early hand-over a chance
-            assert not waiting.done()
-            assert lease.state is LeaseState.DRAINING
+                gates[0].opened.set()
+                assert await asyncio.wrap_future(futures[0]) == "a"
+                await asyncio.sleep(0.05)  # give a wrong early hand-over a chance
+                assert not waiting.done()
+                assert lease.state is LeaseState.DRAINING
 
-            gates[1].opened.set()
-            nxt = await asyncio.wait_for(waiting, 10)
-            assert futures[1].result() == "b"
-            assert lease.state is LeaseState.DONE
-            assert await nxt.run(square, 3) == 9
-            await nxt.release()
-        finally:
-            for gate in gates:
-                gate.opened.set()
-            await manager.stop()
+                gates[1].opened.set()
+                nxt = await asyncio.wait_for(waiting, 10)
+                assert futures[1].result() == "b"
+                assert lease.state is LeaseState.DONE
+                assert await nxt.run(square, 3) == 9
+                await nxt.release()
+            finally:
+                for gate in gates:
+                    gate.opened.set()
 
     run(main())
 
@@ -373,25 +300,24 @@ def test_release_waits_for_submitted_futures_before_reuse() -> None:
 def test_draining_lease_shows_in_stats() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        gate = Gate()
-        try:
-            lease = await manager.acquire(owner="drainer")
-            future = lease.executor.submit(gate)
-            await gate.wait_started()
-            await lease.release()
-            (entry,) = manager.stats()["leases"]
-            assert entry["owner"] == "drainer"
-            assert entry["state"] == "draining"
-            assert entry["pending"] == 1
-            gate.opened.set()
-            await asyncio.wrap_future(future)
-            await await_until(lambda: manager.available_count == 1)
-            assert manager.stats()["leases"] == []
-            assert manager.stats()["leases_released"] == 1
-        finally:
-            gate.opened.set()
-            await manager.stop()
+        async with serving(manager):
+            gate = Gate()
+            try:
+                lease = await manager.acquire(owner="drainer")
+                future = lease.executor.submit(gate)
+                await gate.wait_started()
+                await lease.release()
+                (entry,) = manager.stats()["leases"]
+                assert entry["owner"] == "drainer"
+                assert entry["state"] == "draining"
+                assert entry["pending"] == 1
+                gate.opened.set()
+                await asyncio.wrap_future(future)
+                await await_until(lambda: manager.available_count == 1)
+                assert manager.stats()["leases"] == []
+                assert manager.stats()["leases_released"] == 1
+            finally:
+                gate.opened.set()
 
     run(main())
 
@@ -399,8 +325,7 @@ def test_draining_lease_shows_in_stats() -> None:
 def test_release_after_futures_finished_returns_the_pool_at_once() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
             future = lease.executor.submit(square, 3)
             # Done, though its done-callbacks may not have run yet.
@@ -408,8 +333,6 @@ def test_release_after_futures_finished_returns_the_pool_at_once() -> None:
             await lease.release()
             assert lease.state is LeaseState.DONE
             assert manager.available_count == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -417,27 +340,26 @@ def test_release_after_futures_finished_returns_the_pool_at_once() -> None:
 def test_drained_surplus_pool_is_shut_down() -> None:
     async def main() -> None:
         manager = make(max_pools=2, min_pools=1, name_prefix="surplus")
-        await manager.start()
-        gate = Gate()
-        try:
-            keep = await manager.acquire()
-            extra = await manager.acquire()  # a second pool, above the target of 1
-            extra_thread = await extra.run(thread_name)
-            future = extra.executor.submit(gate)
-            await gate.wait_started()
-            await extra.release()
-            assert manager.total_count == 2
-            gate.opened.set()
-            await asyncio.wrap_future(future)
-            await await_until(lambda: manager.total_count == 1)
-            await await_until(
-                lambda: all(t.name != extra_thread for t in threading.enumerate())
-            )
-            assert manager.stats()["pools_retired"] == 1
-            await keep.release()
-        finally:
-            gate.opened.set()
-            await manager.stop()
+        async with serving(manager):
+            gate = Gate()
+            try:
+                keep = await manager.acquire()
+                extra = await manager.acquire()  # a second pool, above the target of 1
+                extra_thread = await extra.run(thread_name)
+                future = extra.executor.submit(gate)
+                await gate.wait_started()
+                await extra.release()
+                assert manager.total_count == 2
+                gate.opened.set()
+                await asyncio.wrap_future(future)
+                await await_until(lambda: manager.total_count == 1)
+                await await_until(
+                    lambda: all(t.name != extra_thread for t in threading.enumerate())
+                )
+                assert manager.stats()["pools_retired"] == 1
+                await keep.release()
+            finally:
+                gate.opened.set()
 
     run(main())
 
@@ -445,8 +367,7 @@ def test_drained_surplus_pool_is_shut_down() -> None:
 def test_release_drains_process_work_before_reuse() -> None:
     async def main() -> None:
         manager = make(backend="process", max_pools=1, workers_per_pool=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
             await lease.run(square, 1)  # the worker is up
             future = lease.executor.submit(sleep_then, 0.5, "slow")
@@ -459,7 +380,5 @@ def test_release_drains_process_work_before_reuse() -> None:
             assert lease.state is LeaseState.DONE
             assert await nxt.run(square, 3) == 9
             await nxt.release()
-        finally:
-            await manager.stop()
 
     run(main())

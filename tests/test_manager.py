@@ -4,30 +4,26 @@ loop ownership, counts and diagnostics."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
-from typing import Any
 
 import pytest
 
 from neoleasepool import (
     ExecutorLease,
-    LeasedExecutorManager,
     LeasePoolError,
     LeasePoolNotStartedError,
     LeaseUnavailableError,
     WrongLoopError,
 )
-from tests.support import await_until, run
+from tests.support import await_until, error_in_other_loop, make_manager, run, serving
 from tests.workfns import square, thread_name
 
 BACKENDS = ["thread", "process"]
 
 
-def make(**kwargs: Any) -> LeasedExecutorManager:
-    kwargs.setdefault("max_pools", 2)
-    kwargs.setdefault("workers_per_pool", 1)
-    return LeasedExecutorManager(**kwargs)
+make = functools.partial(make_manager, max_pools=2)
 
 
 # ------------------------------------------------------------------ lifecycle
@@ -39,8 +35,7 @@ def test_start_creates_min_pools_and_stop_releases_everything(backend: str) -> N
         manager = make(backend=backend, max_pools=3, min_pools=2)
         assert not manager.started
         assert manager.total_count == 0
-        await manager.start()
-        try:
+        async with serving(manager):
             assert manager.started
             assert manager.loop is asyncio.get_running_loop()
             assert manager.backend == backend
@@ -50,8 +45,6 @@ def test_start_creates_min_pools_and_stop_releases_everything(backend: str) -> N
             lease = await manager.acquire()
             assert await lease.run(square, 7) == 49
             await lease.release()
-        finally:
-            await manager.stop()
         assert not manager.started
         assert manager.loop is None
         assert manager.total_count == 0
@@ -63,13 +56,10 @@ def test_start_creates_min_pools_and_stop_releases_everything(backend: str) -> N
 def test_start_twice_is_a_no_op() -> None:
     async def main() -> None:
         manager = make(min_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             await manager.start()
             assert manager.total_count == 1
             assert manager.stats()["pools_created"] == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -110,12 +100,8 @@ def test_manager_restarts_after_stop_on_a_new_loop() -> None:
     manager = make(min_pools=1)
 
     async def use() -> int:
-        await manager.start()
-        try:
-            async with await manager.acquire() as lease:
-                return await lease.run(square, 3)
-        finally:
-            await manager.stop()
+        async with serving(manager), await manager.acquire() as lease:
+            return await lease.run(square, 3)
 
     assert run(use()) == 9
     assert run(use()) == 9
@@ -153,8 +139,7 @@ def test_not_started_error_is_a_runtime_error() -> None:
 def test_acquire_takes_an_idle_pool_and_release_returns_it() -> None:
     async def main() -> None:
         manager = make(max_pools=2, min_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire(owner="job-1")
             assert isinstance(lease, ExecutorLease)
             assert lease.owner == "job-1"
@@ -174,8 +159,6 @@ def test_acquire_takes_an_idle_pool_and_release_returns_it() -> None:
             assert stats["leases_granted"] == 2
             assert stats["leases_released"] == 2
             assert stats["pools_created"] == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -183,8 +166,7 @@ def test_acquire_takes_an_idle_pool_and_release_returns_it() -> None:
 def test_acquire_creates_pools_on_demand_up_to_max_pools() -> None:
     async def main() -> None:
         manager = make(max_pools=3, min_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             leases = [await manager.acquire() for _ in range(3)]
             assert manager.total_count == 3
             assert manager.leased_count == 3
@@ -196,8 +178,6 @@ def test_acquire_creates_pools_on_demand_up_to_max_pools() -> None:
                 await lease.release()
             # Pools above the target (min_pools=1) are shut down on release.
             assert manager.total_count == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -205,8 +185,7 @@ def test_acquire_creates_pools_on_demand_up_to_max_pools() -> None:
 def test_acquire_waits_for_a_release() -> None:
     async def main() -> None:
         manager = make(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             held = await manager.acquire()
             waiting = asyncio.ensure_future(manager.acquire(owner="second"))
             await await_until(lambda: manager.stats()["waiting"] == 1)
@@ -217,8 +196,6 @@ def test_acquire_waits_for_a_release() -> None:
             assert manager.stats()["waiting"] == 0
             assert await lease.run(square, 5) == 25
             await lease.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -226,8 +203,7 @@ def test_acquire_waits_for_a_release() -> None:
 def test_waiters_are_served_in_arrival_order() -> None:
     async def main() -> None:
         manager = make(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             held = await manager.acquire()
             order: list[str] = []
 
@@ -245,8 +221,6 @@ def test_waiters_are_served_in_arrival_order() -> None:
             await held.release()
             await asyncio.wait_for(asyncio.gather(*tasks), 10)
             assert order == ["a", "b", "c"]
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -254,8 +228,7 @@ def test_waiters_are_served_in_arrival_order() -> None:
 def test_acquire_timeout_raises_builtin_timeout_error_and_forgets_the_waiter() -> None:
     async def main() -> None:
         manager = make(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             held = await manager.acquire()
             with pytest.raises(TimeoutError):
                 await manager.acquire(timeout=0.05)
@@ -263,8 +236,6 @@ def test_acquire_timeout_raises_builtin_timeout_error_and_forgets_the_waiter() -
             await held.release()
             lease = await manager.acquire(timeout=0)
             await lease.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -272,8 +243,7 @@ def test_acquire_timeout_raises_builtin_timeout_error_and_forgets_the_waiter() -
 def test_cancelled_acquire_is_forgotten_and_loses_no_pool() -> None:
     async def main() -> None:
         manager = make(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             held = await manager.acquire()
             waiting = asyncio.ensure_future(manager.acquire())
             await await_until(lambda: manager.stats()["waiting"] == 1)
@@ -283,8 +253,6 @@ def test_cancelled_acquire_is_forgotten_and_loses_no_pool() -> None:
             assert "waiting=0" in repr(manager)
             await held.release()
             assert manager.available_count == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -292,8 +260,7 @@ def test_cancelled_acquire_is_forgotten_and_loses_no_pool() -> None:
 def test_acquire_cancelled_after_a_pool_was_handed_over_gives_it_back() -> None:
     async def main() -> None:
         manager = make(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             held = await manager.acquire()
             waiting = asyncio.ensure_future(manager.acquire())
             await await_until(lambda: manager.stats()["waiting"] == 1)
@@ -305,8 +272,6 @@ def test_acquire_cancelled_after_a_pool_was_handed_over_gives_it_back() -> None:
             assert manager.available_count == 1
             lease = await manager.acquire(wait=False)
             await lease.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -314,8 +279,7 @@ def test_acquire_cancelled_after_a_pool_was_handed_over_gives_it_back() -> None:
 def test_pool_handed_to_a_waiter_counts_against_max_pools() -> None:
     async def main() -> None:
         manager = make(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             held = await manager.acquire()
             waiting = asyncio.ensure_future(manager.acquire())
             await await_until(lambda: manager.stats()["waiting"] == 1)
@@ -327,8 +291,6 @@ def test_pool_handed_to_a_waiter_counts_against_max_pools() -> None:
             assert manager.total_count == 1
             assert manager.stats()["pools_created"] == 1
             await lease.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -336,8 +298,7 @@ def test_pool_handed_to_a_waiter_counts_against_max_pools() -> None:
 def test_release_by_lease_id_and_unknown_ids_are_ignored() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
             await manager.release(lease.lease_id)
             assert manager.leased_count == 0
@@ -345,8 +306,6 @@ def test_release_by_lease_id_and_unknown_ids_are_ignored() -> None:
             await manager.release(lease.lease_id)
             await manager.release("no-such-lease")
             assert manager.stats()["leases_released"] == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -354,16 +313,13 @@ def test_release_by_lease_id_and_unknown_ids_are_ignored() -> None:
 def test_lease_ids_are_unique() -> None:
     async def main() -> None:
         manager = make(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             ids = set()
             for _ in range(20):
                 lease = await manager.acquire()
                 ids.add(lease.lease_id)
                 await lease.release()
             assert len(ids) == 20
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -371,8 +327,7 @@ def test_lease_ids_are_unique() -> None:
 def test_lease_seconds_default_and_override() -> None:
     async def main() -> None:
         manager = make(default_lease_seconds=42.0, lease_grace_seconds=3.0)
-        await manager.start()
-        try:
+        async with serving(manager):
             default = await manager.acquire()
             custom = await manager.acquire(lease_seconds=7.5)
             assert default.lease_seconds == 42.0
@@ -382,8 +337,6 @@ def test_lease_seconds_default_and_override() -> None:
             assert custom.hard_expires_at == pytest.approx(custom.leased_at + 10.5)
             await default.release()
             await custom.release()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -506,27 +459,13 @@ def test_stop_without_drain_cancels_queued_work() -> None:
 def test_acquire_from_another_loop_raises_wrong_loop_error() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
-            errors: list[BaseException] = []
-
-            def other_thread() -> None:
-                try:
-                    asyncio.run(manager.acquire())
-                except BaseException as exc:
-                    errors.append(exc)
-
-            thread = threading.Thread(target=other_thread)
-            thread.start()
-            await asyncio.to_thread(thread.join, 10)
-            assert len(errors) == 1
-            assert isinstance(errors[0], WrongLoopError)
-            assert isinstance(errors[0], RuntimeError)
-            assert "acquire()" in str(errors[0])
-            assert "run_coroutine_threadsafe" in str(errors[0])
+        async with serving(manager):
+            error = await asyncio.to_thread(error_in_other_loop, manager.acquire)
+            assert isinstance(error, WrongLoopError)
+            assert isinstance(error, RuntimeError)
+            assert "acquire()" in str(error)
+            assert "run_coroutine_threadsafe" in str(error)
             assert manager.leased_count == 0
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -534,8 +473,7 @@ def test_acquire_from_another_loop_raises_wrong_loop_error() -> None:
 def test_acquire_through_run_coroutine_threadsafe_works() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
+        async with serving(manager):
             loop = asyncio.get_running_loop()
 
             async def use() -> int:
@@ -546,8 +484,6 @@ def test_acquire_through_run_coroutine_threadsafe_works() -> None:
                 return asyncio.run_coroutine_threadsafe(use(), loop).result(10)
 
             assert await asyncio.to_thread(other_thread) == 36
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -555,23 +491,10 @@ def test_acquire_through_run_coroutine_threadsafe_works() -> None:
 def test_start_on_a_second_loop_while_running_raises() -> None:
     async def main() -> None:
         manager = make()
-        await manager.start()
-        try:
-            errors: list[BaseException] = []
-
-            def other_thread() -> None:
-                try:
-                    asyncio.run(manager.start())
-                except BaseException as exc:
-                    errors.append(exc)
-
-            thread = threading.Thread(target=other_thread)
-            thread.start()
-            await asyncio.to_thread(thread.join, 10)
-            assert len(errors) == 1 and isinstance(errors[0], WrongLoopError)
+        async with serving(manager):
+            error = await asyncio.to_thread(error_in_other_loop, manager.start)
+            assert isinstance(error, WrongLoopError)
             assert manager.loop is asyncio.get_running_loop()
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -588,8 +511,7 @@ def test_stats_is_a_json_serialisable_snapshot_with_lease_details() -> None:
             default_lease_seconds=100.0,
             lease_grace_seconds=10.0,
         )
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire(owner="request:123")
             stats = manager.stats()
             json.dumps(stats)
@@ -617,8 +539,6 @@ def test_stats_is_a_json_serialisable_snapshot_with_lease_details() -> None:
             assert 100.0 < entry["seconds_until_hard_expiry"] <= 110.0
             await lease.release()
             assert manager.stats()["leases"] == []
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -627,8 +547,7 @@ def test_repr_shows_backend_state_and_counts() -> None:
     async def main() -> None:
         manager = make(max_pools=2)
         assert "new" in repr(manager)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire()
             text = repr(manager)
             assert "thread" in text and "running" in text
@@ -637,8 +556,6 @@ def test_repr_shows_backend_state_and_counts() -> None:
             assert "live" in repr(lease)
             await lease.release()
             assert "done" in repr(lease)
-        finally:
-            await manager.stop()
         assert "stopped" in repr(manager)
 
     run(main())

@@ -11,7 +11,7 @@ import pytest
 
 from neoleasepool import LeasedExecutorManager, ProcessLoggingConfig
 from neoleasepool.process_logging import resolve_log_level
-from tests.support import run
+from tests.support import run, serving
 from tests.workfns import log_message, remember, remembered
 
 
@@ -56,13 +56,9 @@ def target() -> Iterator[tuple[logging.Logger, Collector]]:
 
 
 async def forwarded_pid(manager: LeasedExecutorManager, level: int, message: str) -> int:
-    await manager.start()
-    try:
-        async with await manager.acquire() as lease:
-            pid: int = await lease.run(log_message, "worker.module", level, message)
-            return pid
-    finally:
-        await manager.stop()
+    async with serving(manager), await manager.acquire() as lease:
+        pid: int = await lease.run(log_message, "worker.module", level, message)
+        return pid
 
 
 def test_config_object_forwards_worker_records_to_the_target_logger(
@@ -99,14 +95,11 @@ def test_shortcut_arguments_forward_and_respect_the_level(
             process_log_level="WARNING",
             process_log_target_logger=logger,
         )
-        await manager.start()
-        try:
+        async with serving(manager):
             assert manager.stats()["backend_details"]["forwarding_logs"] is True
             async with await manager.acquire() as lease:
                 await lease.run(log_message, "w", logging.INFO, "too quiet")
                 await lease.run(log_message, "w", logging.ERROR, "loud enough")
-        finally:
-            await manager.stop()
 
     run(main())
     collector.wait_for("loud enough")
@@ -144,13 +137,9 @@ def test_forwarding_composes_with_a_user_initializer(
             initializer=remember,
             initargs=("from the user",),
         )
-        await manager.start()
-        try:
-            async with await manager.acquire() as lease:
-                await lease.run(log_message, "w", logging.INFO, "still forwarded")
-                return await lease.run(remembered)
-        finally:
-            await manager.stop()
+        async with serving(manager), await manager.acquire() as lease:
+            await lease.run(log_message, "w", logging.INFO, "still forwarded")
+            return await lease.run(remembered)
 
     assert run(main()) == "from the user"
     collector.wait_for("still forwarded")
@@ -171,13 +160,9 @@ def test_records_below_the_target_loggers_level_are_dropped(
     )
 
     async def main() -> None:
-        await manager.start()
-        try:
-            async with await manager.acquire() as lease:
-                await lease.run(log_message, "w", logging.INFO, "filtered")
-                await lease.run(log_message, "w", logging.CRITICAL, "kept")
-        finally:
-            await manager.stop()
+        async with serving(manager), await manager.acquire() as lease:
+            await lease.run(log_message, "w", logging.INFO, "filtered")
+            await lease.run(log_message, "w", logging.CRITICAL, "kept")
 
     run(main())
     collector.wait_for("kept")

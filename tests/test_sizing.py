@@ -14,7 +14,7 @@ import pytest
 
 from neoleasepool import LeasedExecutorManager
 from neoleasepool.sizing import read_units, target_pools
-from tests.support import await_until, run
+from tests.support import await_until, run, serving
 from tests.workfns import square, thread_name
 
 LOG = logging.getLogger("tests.sizing")
@@ -120,8 +120,7 @@ def test_manager_grows_and_shrinks_on_notify_scale_changed() -> None:
     async def main() -> None:
         devices: set[str] = set()
         manager = make(devices)
-        await manager.start()
-        try:
+        async with serving(manager):
             assert manager.total_count == 1
             devices.update(f"device-{i}" for i in range(31))
             manager.notify_scale_changed()
@@ -133,8 +132,6 @@ def test_manager_grows_and_shrinks_on_notify_scale_changed() -> None:
             await await_until(lambda: manager.total_count == 1)
             assert manager.available_count == 1
             assert manager.stats()["pools_retired"] == 3
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -143,12 +140,9 @@ def test_manager_starts_with_the_provider_target() -> None:
     async def main() -> None:
         devices = {f"d{i}" for i in range(25)}
         manager = make(devices)
-        await manager.start()
-        try:
+        async with serving(manager):
             assert manager.total_count == 3
             assert manager.available_count == 3
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -157,8 +151,7 @@ def test_notify_scale_changed_from_another_thread() -> None:
     async def main() -> None:
         devices: set[str] = set()
         manager = make(devices)
-        await manager.start()
-        try:
+        async with serving(manager):
 
             def connect() -> None:
                 devices.update(f"device-{i}" for i in range(50))
@@ -168,8 +161,6 @@ def test_notify_scale_changed_from_another_thread() -> None:
             thread.start()
             await asyncio.to_thread(thread.join, 10)
             await await_until(lambda: manager.total_count == 5)
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -178,12 +169,9 @@ def test_checker_picks_up_provider_changes_every_check_interval() -> None:
     async def main() -> None:
         devices: set[str] = set()
         manager = make(devices, check_interval=0.1)
-        await manager.start()
-        try:
+        async with serving(manager):
             devices.update(f"device-{i}" for i in range(15))  # no notify
             await await_until(lambda: manager.total_count == 2)
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -216,8 +204,7 @@ def test_raising_provider_keeps_the_manager_at_min_pools() -> None:
             size_provider=provider,
             workers_per_pool=1,
         )
-        await manager.start()
-        try:
+        async with serving(manager):
             assert manager.total_count == 3
             state["fail"] = True
             manager.notify_scale_changed()
@@ -228,8 +215,6 @@ def test_raising_provider_keeps_the_manager_at_min_pools() -> None:
             state["fail"] = False
             manager.notify_scale_changed()
             await await_until(lambda: manager.total_count == 3)
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -238,8 +223,7 @@ def test_shrinking_never_revokes_live_leases() -> None:
     async def main() -> None:
         devices = {f"d{i}" for i in range(50)}
         manager = make(devices)
-        await manager.start()
-        try:
+        async with serving(manager):
             assert manager.total_count == 5
             leases = [await manager.acquire() for _ in range(3)]
             devices.clear()
@@ -255,8 +239,6 @@ def test_shrinking_never_revokes_live_leases() -> None:
                 await lease.release()
             # Released pools above the target (1) were shut down.
             assert manager.total_count == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -265,8 +247,7 @@ def test_released_pool_above_target_is_shut_down() -> None:
     async def main() -> None:
         devices = {f"d{i}" for i in range(20)}
         manager = make(devices, name_prefix="shrink")
-        await manager.start()
-        try:
+        async with serving(manager):
             first = await manager.acquire()
             second = await manager.acquire()
             first_thread = await first.run(thread_name)
@@ -288,8 +269,6 @@ def test_released_pool_above_target_is_shut_down() -> None:
             assert manager.available_count == 1
             assert alive(second_thread)
             assert manager.stats()["pools_retired"] == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -297,15 +276,12 @@ def test_released_pool_above_target_is_shut_down() -> None:
 def test_waiters_beyond_target_still_get_pools_up_to_max() -> None:
     async def main() -> None:
         manager = make(set(), max_pools=3)
-        await manager.start()
-        try:
+        async with serving(manager):
             leases = [await manager.acquire(wait=False) for _ in range(3)]
             assert manager.total_count == 3
             assert manager.stats()["target"] == 1
             for lease in leases:
                 await lease.release()
             assert manager.total_count == 1
-        finally:
-            await manager.stop()
 
     run(main())

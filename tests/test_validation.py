@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from neoleasepool import LeasedExecutorManager
-from tests.support import run
+from tests.support import run, serving
 
 NAN = float("nan")
 INF = float("inf")
@@ -119,14 +119,11 @@ def test_non_logger_is_rejected() -> None:
 def test_invalid_lease_seconds_are_rejected_at_acquire(value: Any) -> None:
     async def main() -> None:
         manager = build(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             with pytest.raises(ValueError, match=names("lease_seconds")):
                 await manager.acquire(lease_seconds=value)
             assert manager.leased_count == 0  # nothing was leased
             assert manager.available_count == 1
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -135,13 +132,10 @@ def test_invalid_lease_seconds_are_rejected_at_acquire(value: Any) -> None:
 def test_invalid_timeout_is_rejected_at_acquire(value: Any) -> None:
     async def main() -> None:
         manager = build(max_pools=1)
-        await manager.start()
-        try:
+        async with serving(manager):
             with pytest.raises(ValueError, match=names("timeout")):
                 await manager.acquire(timeout=value)
             assert manager.leased_count == 0
-        finally:
-            await manager.stop()
 
     run(main())
 
@@ -149,12 +143,9 @@ def test_invalid_timeout_is_rejected_at_acquire(value: Any) -> None:
 def test_lease_seconds_none_means_the_default() -> None:
     async def main() -> None:
         manager = build(max_pools=1, default_lease_seconds=12.0)
-        await manager.start()
-        try:
+        async with serving(manager):
             lease = await manager.acquire(lease_seconds=None, timeout=None)
             assert lease.lease_seconds == 12.0
             await lease.release()
-        finally:
-            await manager.stop()
 
     run(main())
