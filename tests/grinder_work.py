@@ -126,11 +126,3 @@ def collect_loop_errors(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     return errors
 
-
-def outcome(future: Any) -> object:
-    """``result``, the exception, or ``"cancelled"`` of a finished future."""
-    if future.cancelled():
-        return "cancelled"
-    exc = future.exception()
-    return exc if exc is not None else future.result()
-

@@ -9,6 +9,7 @@ No pytest-asyncio: :func:`run` drives a coroutine on a fresh loop with
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
@@ -66,6 +67,15 @@ def error_in_other_loop(coro_fn: Callable[[], Coroutine[Any, Any, Any]]) -> Base
     except BaseException as exc:
         return exc
     return None
+
+
+def outcome(future: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> object:
+    """``result``, the exception, or ``"cancelled"`` of a future that must have ended."""
+    assert future.done(), "a future was left unresolved"
+    if future.cancelled():
+        return "cancelled"
+    exc = future.exception()
+    return exc if exc is not None else future.result()
 
 
 def make_manager(**kwargs: Any) -> LeasedExecutorManager:

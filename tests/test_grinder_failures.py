@@ -27,7 +27,6 @@ from tests.grinder_work import (
     fail_if_odd,
     fail_with,
     make_lock,
-    outcome,
     raise_base,
     raise_stop_iteration,
     sleep_then,
@@ -35,7 +34,7 @@ from tests.grinder_work import (
     wait_for_file,
     wait_then,
 )
-from tests.support import await_until, run, serving
+from tests.support import await_until, outcome, run, serving
 from tests.support import make_grinder as grinder
 from tests.support import make_manager as manager
 

@@ -16,11 +16,10 @@ from tests.grinder_work import (
     EndCounter,
     collect_loop_errors,
     fail_with,
-    outcome,
     square,
     wait_for_file,
 )
-from tests.support import Gate, await_until, run, serving, wait_until
+from tests.support import Gate, await_until, outcome, run, serving, wait_until
 from tests.support import make_grinder as grinder
 from tests.support import make_manager as manager
 

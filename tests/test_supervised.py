@@ -34,20 +34,15 @@ from neoleasepool import (
 )
 
 from .supervised_work import FileGate, fail_with, gated, getpid, square, touch_then
-from .support import run, wait_until
+from .support import run, started_supervisor, wait_until
 
 BACKENDS = ["thread", "process"]
 
 
 @pytest.fixture
 def sup(request: pytest.FixtureRequest) -> Iterator[TaskSupervisor]:
-    supervisor = TaskSupervisor(id=f"sv-{request.node.name}")
-    supervisor.set_thread_pool(max_size=4)
-    supervisor.start()
-    try:
-        yield supervisor
-    finally:
-        supervisor.stop(wait=15)
+    with started_supervisor(f"sv-{request.node.name}", max_threads=4, stop_wait=15) as s:
+        yield s
 
 
 @pytest.fixture(params=BACKENDS)

@@ -13,18 +13,14 @@ import pytest
 from neoleasepool import LeasePoolNotStartedError, TaskSupervisor
 
 from .supervised_work import square
+from .support import started_supervisor
 from .test_supervised import make_pool
 
 
 @pytest.fixture
 def sup(request: pytest.FixtureRequest) -> Iterator[TaskSupervisor]:
-    supervisor = TaskSupervisor(id=f"svr-{request.node.name}")
-    supervisor.set_thread_pool(max_size=4)
-    supervisor.start()
-    try:
-        yield supervisor
-    finally:
-        supervisor.stop(wait=15)
+    with started_supervisor(f"svr-{request.node.name}", max_threads=4, stop_wait=15) as s:
+        yield s
 
 # ----------------------------------------------------- names and registry
 

@@ -29,20 +29,15 @@ from neoleasepool import (
 )
 
 from .supervised_work import FileGate, gated, square, touch_then
-from .support import wait_until
+from .support import outcome, started_supervisor, wait_until
 
 BACKENDS = ["thread", "process"]
 
 
 @pytest.fixture
 def sup(request: pytest.FixtureRequest) -> Iterator[TaskSupervisor]:
-    supervisor = TaskSupervisor(id=f"svs-{request.node.name}")
-    supervisor.set_thread_pool(max_size=4)
-    supervisor.start()
-    try:
-        yield supervisor
-    finally:
-        supervisor.stop(wait=15)
+    with started_supervisor(f"svs-{request.node.name}", max_threads=4, stop_wait=15) as s:
+        yield s
 
 
 @pytest.fixture(params=BACKENDS)
@@ -57,14 +52,6 @@ def setup_pair(
     grinder_kwargs.setdefault("batch_size_threshold", 1)
     grinder_kwargs.setdefault("max_wait_seconds", 0.01)
     return pool, sup.create_work_grinder("g", pool, **grinder_kwargs)
-
-
-def outcome(future: concurrent.futures.Future[Any]) -> object:
-    assert future.done(), "a future was left unresolved"
-    if future.cancelled():
-        return "cancelled"
-    exc = future.exception()
-    return exc if exc is not None else future.result()
 
 
 def record_stop(facade: Any, log: list[str], probe: Callable[[], object]) -> None:

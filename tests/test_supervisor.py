@@ -26,16 +26,13 @@ from neoleasepool import (
 )
 from neoleasepool import spawn as default_spawn
 
-from .support import wait_until
+from .support import started_supervisor, wait_until
 
 
 @pytest.fixture
 def sup() -> Iterator[TaskSupervisor]:
-    supervisor = TaskSupervisor(id="t")
-    supervisor.set_thread_pool(max_size=8)
-    supervisor.start()
-    yield supervisor
-    supervisor.stop(wait=1.0)
+    with started_supervisor("t", max_threads=8, stop_wait=1.0) as supervisor:
+        yield supervisor
 
 
 def thread_names() -> set[str]:

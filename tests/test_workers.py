@@ -27,16 +27,13 @@ from neoleasepool import (
     background_worker,
 )
 
-from .support import wait_until
+from .support import started_supervisor, wait_until
 
 
 @pytest.fixture
 def sup() -> Iterator[TaskSupervisor]:
-    supervisor = TaskSupervisor(id="w")
-    supervisor.set_thread_pool(max_size=8)
-    supervisor.start()
-    yield supervisor
-    supervisor.stop(wait=2.0)
+    with started_supervisor("w", max_threads=8, stop_wait=2.0) as supervisor:
+        yield supervisor
 
 
 class Calls:
