@@ -11,11 +11,20 @@ import importlib.util
 import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Reporter", "Row", "have", "median_seconds"]
+__all__ = [
+    "Reporter",
+    "Row",
+    "alternating_medians",
+    "alternating_medians_async",
+    "grinder_kwargs",
+    "have",
+    "manager_kwargs",
+    "median_seconds",
+]
 
 
 def have(module: str) -> bool:
@@ -33,6 +42,65 @@ def median_seconds(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def alternating_medians(
+    sides: list[Callable[[], float]], *, repeat: int = 5, warmup: int = 1
+) -> list[float]:
+    """Median of what each side returns (seconds), alternating every repetition.
+
+    Alternating spreads a noisy neighbour over every side alike.
+    """
+    for _ in range(warmup):
+        for side in sides:
+            side()
+    times: list[list[float]] = [[] for _ in sides]
+    for _ in range(repeat):
+        for index, side in enumerate(sides):
+            times[index].append(side())
+    return [statistics.median(t) for t in times]
+
+
+async def alternating_medians_async(
+    sides: list[Callable[[], Awaitable[Any]]], *, repeat: int = 5, warmup: int = 1
+) -> list[float]:
+    """Median seconds of awaiting each side, alternating every repetition."""
+    for _ in range(warmup):
+        for side in sides:
+            await side()
+    times: list[list[float]] = [[] for _ in sides]
+    for _ in range(repeat):
+        for index, side in enumerate(sides):
+            start = time.perf_counter()
+            await side()
+            times[index].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def manager_kwargs(
+    *, backend: str = "thread", max_pools: int, workers_per_pool: int
+) -> dict[str, Any]:
+    """Constructor arguments that ours and leasepool's managers both take.
+
+    A long lease and check interval keep the checker out of the measurement.
+    """
+    return {
+        "backend": backend,
+        "max_pools": max_pools,
+        "min_pools": 1,
+        "workers_per_pool": workers_per_pool,
+        "check_interval": 60.0,
+        "default_lease_seconds": 60.0,
+    }
+
+
+def grinder_kwargs(*, threshold: int, max_wait_seconds: float) -> dict[str, Any]:
+    """Constructor arguments that ours and leasepool's grinders both take."""
+    return {
+        "batch_size_threshold": threshold,
+        "max_wait_seconds": max_wait_seconds,
+        "lease_seconds": 60.0,
+    }
 
 
 @dataclass

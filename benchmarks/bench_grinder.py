@@ -17,43 +17,28 @@ Rows (issue 3), each against a baseline timed in the same run:
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from neoleasepool import LeasedExecutorManager, WorkGrinder
 
-from ._harness import Reporter, Row, have
+from ._harness import (
+    Reporter,
+    Row,
+    alternating_medians_async,
+    grinder_kwargs,
+    have,
+    manager_kwargs,
+)
 from ._work import block_2ms, noop, square
 
 REPEAT = 5
 
 
 async def _median(fn: Callable[[], Awaitable[Any]], repeat: int = REPEAT) -> float:
-    await fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        await fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _manager_kwargs(backend: str, max_pools: int, workers: int) -> dict[str, Any]:
-    return {
-        "backend": backend,
-        "max_pools": max_pools,
-        "min_pools": 1,
-        "workers_per_pool": workers,
-        "check_interval": 60.0,
-        "default_lease_seconds": 60.0,
-    }
-
-
-def _grinder_kwargs(threshold: int) -> dict[str, Any]:
-    return {"batch_size_threshold": threshold, "max_wait_seconds": 0.01, "lease_seconds": 60.0}
+    (seconds,) = await alternating_medians_async([fn], repeat=repeat)
+    return seconds
 
 
 async def _grinder_time(
@@ -68,9 +53,11 @@ async def _grinder_time(
 ) -> float:
     """Median seconds to push ``items`` calls of ``fn(i)`` through a grinder
     of ``module`` (neoleasepool or leasepool), all gathered at once."""
-    manager = module.LeasedExecutorManager(**_manager_kwargs(backend, max_pools, workers))
+    kwargs = manager_kwargs(backend=backend, max_pools=max_pools, workers_per_pool=workers)
+    manager = module.LeasedExecutorManager(**kwargs)
     await manager.start()
-    grinder = module.WorkGrinder(executor_manager=manager, **_grinder_kwargs(threshold))
+    batching = grinder_kwargs(threshold=threshold, max_wait_seconds=0.01)
+    grinder = module.WorkGrinder(executor_manager=manager, **batching)
     await grinder.start()
     try:
 
@@ -157,7 +144,7 @@ async def _process_rows(reporter: Reporter) -> None:
 
 
 async def _cancel_time(items: int) -> float:
-    manager = LeasedExecutorManager(**_manager_kwargs("thread", 1, 4))
+    manager = LeasedExecutorManager(**manager_kwargs(max_pools=1, workers_per_pool=4))
     await manager.start()
     # A threshold and deadline no test reaches: everything stays queued.
     grinder = WorkGrinder(

@@ -22,15 +22,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
-import statistics
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from neoleasepool import LeasedExecutorManager
 
-from ._harness import Reporter, Row, have
+from ._harness import Reporter, Row, alternating_medians_async, have, manager_kwargs
 
 WORKERS = 4
 ITEMS = 20_000
@@ -41,16 +39,8 @@ BARE_CYCLES = 20_000
 REPEAT = 7
 WARMUP = 1
 
-# Identical constructor arguments for ours and leasepool's manager.  A long
-# lease and check interval keep the checker out of the measurement.
-MANAGER_KWARGS: dict[str, Any] = {
-    "backend": "thread",
-    "max_pools": 2,
-    "min_pools": 1,
-    "workers_per_pool": WORKERS,
-    "check_interval": 60.0,
-    "default_lease_seconds": 60.0,
-}
+# Identical constructor arguments for ours and leasepool's manager.
+MANAGER_KWARGS = manager_kwargs(max_pools=2, workers_per_pool=WORKERS)
 
 
 def noop() -> None:
@@ -60,20 +50,8 @@ def noop() -> None:
 Timed = Callable[[], Awaitable[None]]
 
 
-async def _alternating_medians(
-    sides: list[Timed], *, repeat: int = REPEAT, warmup: int = WARMUP
-) -> list[float]:
-    """Median seconds of each side, the sides alternating every repetition."""
-    for _ in range(warmup):
-        for side in sides:
-            await side()
-    times: list[list[float]] = [[] for _ in sides]
-    for _ in range(repeat):
-        for index, side in enumerate(sides):
-            start = time.perf_counter()
-            await side()
-            times[index].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+async def _alternating_medians(sides: list[Timed]) -> list[float]:
+    return await alternating_medians_async(sides, repeat=REPEAT, warmup=WARMUP)
 
 
 async def _batches(call: Callable[[], Awaitable[Any]]) -> None:

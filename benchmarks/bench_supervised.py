@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +46,14 @@ from typing import Any
 
 from neoleasepool import SupervisedLeaseManager, TaskSupervisor
 
-from ._harness import Reporter, Row, have
+from ._harness import (
+    Reporter,
+    Row,
+    alternating_medians,
+    grinder_kwargs,
+    have,
+    manager_kwargs,
+)
 from ._work import noop
 
 THREADS = 8
@@ -58,39 +64,17 @@ HOPS = 5_000
 REPEAT = 5
 WARMUP = 1
 
-# One set of arguments for our managers and leasepool's.  A long lease and
-# check interval keep the checker out of the measurement.
-MANAGER_KWARGS: dict[str, Any] = {
-    "backend": "thread",
-    "max_pools": 1,
-    "min_pools": 1,
-    "workers_per_pool": WORKERS,
-    "check_interval": 60.0,
-    "default_lease_seconds": 60.0,
-}
-GRINDER_KWARGS: dict[str, Any] = {
-    "batch_size_threshold": THREADS,
-    "max_wait_seconds": 0.001,
-    "lease_seconds": 60.0,
-}
+# One set of arguments for our managers and leasepool's.
+MANAGER_KWARGS = manager_kwargs(max_pools=1, workers_per_pool=WORKERS)
+GRINDER_KWARGS = grinder_kwargs(threshold=THREADS, max_wait_seconds=0.001)
 
 
 async def noop_coroutine() -> None:
     return None
 
 
-def _alternating_medians(
-    sides: list[Callable[[], float]], *, repeat: int = REPEAT, warmup: int = WARMUP
-) -> list[float]:
-    """Median of what each side returns (seconds), alternating every repetition."""
-    for _ in range(warmup):
-        for side in sides:
-            side()
-    times: list[list[float]] = [[] for _ in sides]
-    for _ in range(repeat):
-        for index, side in enumerate(sides):
-            times[index].append(side())
-    return [statistics.median(t) for t in times]
+def _alternating_medians(sides: list[Callable[[], float]]) -> list[float]:
+    return alternating_medians(sides, repeat=REPEAT, warmup=WARMUP)
 
 
 def _from_threads(call: Callable[[], Any]) -> float:

@@ -110,6 +110,22 @@ def _latency_neotasker() -> list[float]:
         supervisor.stop()
 
 
+def _median_ms_row(
+    name: str, ours: list[float], theirs: list[float] | None, *, target: float, notes: str
+) -> Row:
+    """A row of median milliseconds, lower is better, against neotasker."""
+    return Row(
+        name=name,
+        unit="ms",
+        ours=1000 * statistics.median(ours),
+        baseline_name="neotasker 0.0.41",
+        baseline=1000 * statistics.median(theirs) if theirs is not None else None,
+        higher_is_better=False,
+        target=target,
+        notes=notes,
+    )
+
+
 def run(reporter: Reporter) -> None:
     baseline = have("neotasker")
     ours_cycles: list[float] = []
@@ -122,13 +138,10 @@ def run(reporter: Reporter) -> None:
         if baseline:
             theirs_cycles.append(_start_stop_neotasker())
     reporter.add(
-        Row(
-            name="supervisor start+stop, two aloops",
-            unit="ms",
-            ours=1000 * statistics.median(ours_cycles),
-            baseline_name="neotasker 0.0.41",
-            baseline=1000 * statistics.median(theirs_cycles) if baseline else None,
-            higher_is_better=False,
+        _median_ms_row(
+            "supervisor start+stop, two aloops",
+            ours_cycles,
+            theirs_cycles if baseline else None,
             target=5.0,
             notes=f"median of {CYCLES}",
         )
@@ -141,13 +154,10 @@ def run(reporter: Reporter) -> None:
         if baseline:
             theirs_latency.extend(_latency_neotasker())
     reporter.add(
-        Row(
-            name="queue worker put_threadsafe -> target",
-            unit="ms",
-            ours=1000 * statistics.median(ours_latency),
-            baseline_name="neotasker 0.0.41",
-            baseline=1000 * statistics.median(theirs_latency) if baseline else None,
-            higher_is_better=False,
+        _median_ms_row(
+            "queue worker put_threadsafe -> target",
+            ours_latency,
+            theirs_latency if baseline else None,
             target=10.0,
             notes=f"median of {REPEAT}x{ITEMS} items",
         )
