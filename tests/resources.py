@@ -36,8 +36,10 @@ def resource_tracker_pid() -> int | None:
 
 
 def proc_children() -> set[int]:
-    """Live (non-zombie) children of this process, read from ``/proc``."""
-    me, children = os.getpid(), set()
+    """Live (non-zombie) children of this process, read from ``/proc``, and
+    the workers the forkserver started for it (its children)."""
+    parents = {os.getpid(), forkserver_pid() or -1}
+    children = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -47,7 +49,7 @@ def proc_children() -> set[int]:
         except OSError:
             continue  # gone meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == me and fields[0] != "Z":
+        if int(fields[1]) in parents and fields[0] != "Z":
             children.add(int(entry))
     # Both live for the program once a forkserver pool has run.
     children.discard(forkserver_pid() or -1)
