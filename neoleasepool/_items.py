@@ -52,7 +52,44 @@ class CancelSink(Protocol):
     def _item_cancelled_threadsafe(self, item: Item) -> None: ...
 
 
-class AsyncItem(asyncio.Future[Any]):
+class _ItemFields:
+    """What the grinder keeps on an item, whichever kind of future it is.
+
+    The attributes are declared here and set by :func:`_init_fields`; the
+    slots are each item class's own, since asyncio's C ``Future`` cannot
+    share its instance layout with another base that has slots.
+    """
+
+    __slots__ = ()
+
+    sink: CancelSink
+    fn: Callable[..., Any] | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    enqueued_at: float
+    state: int
+    outcome: Outcome | None
+
+
+def _init_fields(
+    item: Item,
+    sink: CancelSink,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    state: int,
+) -> None:
+    """Set the fields of a new ``item`` (after its future's own ``__init__``)."""
+    item.sink = sink
+    item.fn = fn
+    item.args = args
+    item.kwargs = kwargs
+    item.enqueued_at = time.monotonic()
+    item.state = state
+    item.outcome = None
+
+
+class AsyncItem(asyncio.Future[Any], _ItemFields):
     """An item submitted on the grinder's loop; awaiting it gives the result."""
 
     __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "sink", "state")
@@ -66,13 +103,7 @@ class AsyncItem(asyncio.Future[Any]):
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         super().__init__(loop=loop)
-        self.sink = sink
-        self.fn: Callable[..., Any] | None = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.enqueued_at = time.monotonic()
-        self.state = QUEUED
-        self.outcome: Outcome | None = None
+        _init_fields(self, sink, fn, args, kwargs, QUEUED)
 
     def cancel(self, msg: Any | None = None) -> bool:
         if not super().cancel(msg):
@@ -100,7 +131,7 @@ class AsyncItem(asyncio.Future[Any]):
             self.set_exception(value)
 
 
-class ThreadItem(concurrent.futures.Future[Any]):
+class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     """An item submitted from another thread; a standard concurrent future."""
 
     __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "sink", "state")
@@ -113,13 +144,7 @@ class ThreadItem(concurrent.futures.Future[Any]):
         kwargs: dict[str, Any],
     ) -> None:
         super().__init__()
-        self.sink = sink
-        self.fn: Callable[..., Any] | None = fn
-        self.args = args
-        self.kwargs = kwargs
-        self.enqueued_at = time.monotonic()
-        self.state = INBOX
-        self.outcome: Outcome | None = None
+        _init_fields(self, sink, fn, args, kwargs, INBOX)
 
     def cancel(self) -> bool:
         if not super().cancel():
