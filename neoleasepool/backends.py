@@ -149,7 +149,10 @@ class Backend:
         raise UnsupportedBackendError(f"backend {self.name!r} does not define open()")
 
 
-def _check_signature(cls: Callable[..., Any], options: Mapping[str, Any], what: str) -> None:
+def _check_pool_options(cls: Callable[..., Any], options: Mapping[str, Any], what: str) -> None:
+    """Reject ``max_workers`` and any option the pool class ``cls`` does not take."""
+    if "max_workers" in options:
+        raise ValueError("pass workers_per_pool instead of max_workers")
     try:
         inspect.signature(cls).bind_partial(**options)
     except TypeError as exc:
@@ -175,9 +178,7 @@ class _ThreadBackend(Backend):
         return ThreadPoolExecutor
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        if "max_workers" in options:
-            raise ValueError("pass workers_per_pool instead of max_workers")
-        _check_signature(self.executor_class(), options, self.name)
+        _check_pool_options(self.executor_class(), options, self.name)
 
     def open(
         self,
@@ -261,9 +262,7 @@ class _ProcessBackend(Backend):
     name = ExecutorBackend.PROCESS.value
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        if "max_workers" in options:
-            raise ValueError("pass workers_per_pool instead of max_workers")
-        _check_signature(ProcessPoolExecutor, options, self.name)
+        _check_pool_options(ProcessPoolExecutor, options, self.name)
 
     def open(
         self,
