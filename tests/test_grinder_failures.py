@@ -372,13 +372,14 @@ def test_auto_chunking_groups_tiny_items_once_it_has_measured_them(
             # than one hand-off is worth splitting, so one call runs them
             assert spy.chunks == [50]
             assert g.stats()["avg_item_seconds"] is not None
-            # items with more work in all are grouped but spread over both workers
+            # items with more work in all are spread over both workers (how
+            # many per chunk depends on measured durations: test_chunking.py
+            # checks the sizes deterministically)
             nap = functools.partial(time.sleep, 0.0005)
             for _ in range(3):
                 spy.chunks.clear()
                 await asyncio.gather(*(g.submit(nap) for _ in range(50)))
             assert len(spy.chunks) >= 2
-            assert max(spy.chunks) > 1
 
     run(main())
 
