@@ -269,8 +269,11 @@ class Demo:
         task_supervisor.start()
         interrupted = False
         try:
+            # surplus_idle_seconds: pools above the target wait a little before
+            # going, so bursts reuse them instead of rebuilding (processes!).
             common: dict[str, Any] = {"min_pools": 1, "size_provider": self.fleet.count,
-                                      "check_interval": 30, "lease_grace_seconds": 0.5}
+                                      "check_interval": 30, "lease_grace_seconds": 0.5,
+                                      "surplus_idle_seconds": 2.0}
             io = task_supervisor.create_lease_manager(
                 "io", backend="thread", max_pools=6, units_per_pool=8, workers_per_pool=4,
                 **common,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -64,7 +65,7 @@ class Pool:
     callback object of its own.
     """
 
-    __slots__ = ("broken", "executor", "index", "lease", "on_done")
+    __slots__ = ("broken", "executor", "idle_since", "index", "lease", "on_done")
 
     def __init__(
         self,
@@ -76,6 +77,7 @@ class Pool:
         self.index = index
         self.broken = False
         self.lease: LeaseRecord | None = None
+        self.idle_since = time.monotonic()
         self.on_done: Callable[[Future[Any]], None] = functools.partial(on_done, self)
 
     def __repr__(self) -> str:

@@ -97,6 +97,11 @@ class LeasedExecutorManager:
         process_log_level: Worker root logger level for the shortcut.
         process_log_target_logger: Parent logger for the shortcut.
         clear_process_log_handlers: Clear worker root handlers (shortcut).
+        surplus_idle_seconds: How long a pool above the target may stay idle
+            after its lease ends, in case work comes back, before it is shut
+            down.  ``0`` (the default, as leasepool) shuts it down at once;
+            a few seconds avoids rebuilding pools (costly for processes) under
+            bursty load.
         **executor_kwargs: Passed to every executor's constructor (for the
             process backend: ``initializer``, ``initargs``, ``mp_context``,
             ``max_tasks_per_child``...).
@@ -127,6 +132,7 @@ class LeasedExecutorManager:
         process_log_level: int | str = logging.INFO,
         process_log_target_logger: logging.Logger | None = None,
         clear_process_log_handlers: bool = True,
+        surplus_idle_seconds: float = 0.0,
         **executor_kwargs: Any,
     ) -> None:
         self._backend = get_backend(backend)
@@ -150,6 +156,9 @@ class LeasedExecutorManager:
         )
         self._grace_seconds = check_duration(
             "lease_grace_seconds", lease_grace_seconds, allow_zero=True
+        )
+        self._surplus_idle = check_duration(
+            "surplus_idle_seconds", surplus_idle_seconds, allow_zero=True
         )
         if not isinstance(name_prefix, str) or not name_prefix:
             raise ValueError(f"name_prefix must be a non-empty string, got {name_prefix!r}")
@@ -814,10 +823,16 @@ class LeasedExecutorManager:
                 waiter.set_result(pool)
                 self._handed_over += 1
                 return
-        if self._owned_locked() >= self._target:
+        pool.idle_since = time.monotonic()
+        if self._owned_locked() >= self._target and not self._surplus_idle:
             self._retire_locked(pool, terminate=False, cancel_futures=False)
-        else:
-            self._idle.append(pool)
+            return
+        self._idle.append(pool)
+        # A surplus pool is kept for surplus_idle_seconds in case work comes
+        # back, then retired by the checker (woken for it if need be).
+        surplus = self._owned_locked() > self._target
+        if surplus and self._wakeup and pool.idle_since + self._surplus_idle < self._checker_due:
+            self._call_on_loop(self._wakeup.set)
 
     def _serve_waiters_locked(self) -> None:
         while self._waiters:
@@ -871,14 +886,19 @@ class LeasedExecutorManager:
             self._serve_waiters_locked()
             while self._owned_locked() < target:
                 self._idle.append(self._create_pool_locked())
+            # Surplus idle pools go, the longest idle first, once they have
+            # been idle for surplus_idle_seconds (at once by default).
+            next_due = min((r.hard_expires_at for r in self._leases.values()), default=None)
             while self._idle and self._owned_locked() > target:
+                oldest = self._idle[0]
+                retire_at = oldest.idle_since + self._surplus_idle
+                if retire_at > now:
+                    next_due = retire_at if next_due is None else min(next_due, retire_at)
+                    break
                 self._retire_locked(self._idle.popleft(), terminate=False, cancel_futures=False)
-            next_expiry = min(
-                (r.hard_expires_at for r in self._leases.values()), default=None
-            )
         delay = self._check_interval
-        if next_expiry is not None:
-            delay = min(delay, max(0.0, next_expiry - now))
+        if next_due is not None:
+            delay = min(delay, max(0.0, next_due - now))
         return delay
 
     def _revoke_expired_locked(self, now: float) -> None:

@@ -30,7 +30,9 @@ HOSTILE: list[Any] = [
     Fraction(1, 3), 10**100, -(10**100),
 ]
 COUNTS = ("max_pools", "min_pools", "units_per_pool", "workers_per_pool")
-DURATIONS = ("check_interval", "default_lease_seconds", "lease_grace_seconds")
+DURATIONS = (
+    "check_interval", "default_lease_seconds", "lease_grace_seconds", "surplus_idle_seconds"
+)
 _figures = {"rejected": 0, "accepted": 0, "calls_after": 0}
 
 
@@ -77,7 +79,7 @@ def test_manager_arguments(name: str, value: Any) -> None:
         kwargs["max_pools"] = value  # huge but valid: only min_pools pools start
     allowed = (
         _ok_count(value) if name in COUNTS
-        else _ok_duration(value, zero=name == "lease_grace_seconds")
+        else _ok_duration(value, zero=name in ("lease_grace_seconds", "surplus_idle_seconds"))
     )
     if name in ("min_pools",) and allowed and int(value) > 2:
         allowed = False  # min_pools > max_pools

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 import threading
+import time
 from fractions import Fraction
 from typing import Any
 
@@ -283,5 +284,47 @@ def test_waiters_beyond_target_still_get_pools_up_to_max() -> None:
             for lease in leases:
                 await lease.release()
             assert manager.total_count == 1
+
+    run(main())
+
+
+def test_surplus_pools_linger_for_surplus_idle_seconds_then_go() -> None:
+    async def main() -> None:
+        manager = LeasedExecutorManager(
+            max_pools=3, min_pools=1, workers_per_pool=1, surplus_idle_seconds=0.3
+        )
+        await manager.start()
+        try:
+            leases = [await manager.acquire() for _ in range(3)]
+            assert manager.stats()["pools_created"] == 3
+            for lease in leases:
+                await lease.release()
+            released_at = time.monotonic()
+            # above the target (1), yet kept idle for now...
+            assert manager.total_count == 3
+            # ...and reused without building new pools
+            again = await manager.acquire()
+            await again.release()
+            assert manager.stats()["pools_created"] == 3
+            await await_until(lambda: manager.total_count == 1, timeout=10)
+            assert time.monotonic() - released_at >= 0.3
+            assert manager.stats()["pools_retired"] == 2
+        finally:
+            await manager.stop()
+
+    run(main())
+
+
+def test_surplus_pools_go_at_once_by_default() -> None:
+    async def main() -> None:
+        manager = LeasedExecutorManager(max_pools=2, min_pools=1, workers_per_pool=1)
+        await manager.start()
+        try:
+            first, second = await manager.acquire(), await manager.acquire()
+            await first.release()
+            await second.release()
+            assert manager.total_count == 1
+        finally:
+            await manager.stop()
 
     run(main())
