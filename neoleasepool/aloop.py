@@ -155,29 +155,41 @@ class ALoop(LoopPortal):
         loop and runs first.  Starting an active aloop does nothing; a
         stopped aloop starts a new loop in a new thread.
         """
-        with self._lock:
-            if self._accepting:
-                return
-            if not self._finished.is_set():
-                # A previous run is still winding down; let it finish first.
-                self._join(self.thread)
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            self._stop_request = loop.create_future()
-            self._cancelling = False
-            self._finished = threading.Event()
-            thread = threading.Thread(
-                target=self._run,
-                args=(loop, self._stop_request, self._finished),
-                name=self._thread_name,
-                daemon=self.daemon,
-            )
-            self.thread = thread
-            thread.start()  # returns once the thread runs, so it has an ident
-            self._thread_id = thread.ident
-            self._accepting = True
-            self._runs += 1
+        while True:
+            with self._lock:
+                if self._accepting:
+                    return
+                previous = self.thread
+                if (
+                    self._finished.is_set()
+                    or previous is None
+                    or previous is threading.current_thread()
+                ):
+                    self._start_locked()
+                    break
+            # A previous run is still winding down.  Its thread takes the lock
+            # on its way out, so join it without holding the lock, then look
+            # again: another start() may have won the race meanwhile.
+            self._join(previous)
         logger.debug("aloop started name=%s", self.name)
+
+    def _start_locked(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._stop_request = loop.create_future()
+        self._cancelling = False
+        self._finished = threading.Event()
+        thread = threading.Thread(
+            target=self._run,
+            args=(loop, self._stop_request, self._finished),
+            name=self._thread_name,
+            daemon=self.daemon,
+        )
+        self.thread = thread
+        thread.start()  # returns once the thread runs, so it has an ident
+        self._thread_id = thread.ident
+        self._accepting = True
+        self._runs += 1
 
     def stop(self, wait: WaitArg = True, cancel_tasks: bool = False) -> None:
         """Stop the aloop: finish or cancel its tasks, then close the loop.

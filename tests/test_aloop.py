@@ -204,6 +204,54 @@ def test_stop_is_idempotent_and_an_aloop_can_restart() -> None:
     assert loop.stats()["runs"] == 2
 
 
+def test_start_while_the_previous_run_winds_down_waits_without_deadlocking() -> None:
+    loop = ALoop("restart")
+    loop.start()
+    entered, gate = threading.Event(), threading.Event()
+
+    def blocked() -> None:
+        entered.set()
+        gate.wait(10)
+
+    async def offload() -> None:
+        await asyncio.get_running_loop().run_in_executor(None, blocked)
+
+    loop.submit(offload)
+    assert entered.wait(5)
+    first = loop.thread
+    loop.stop(wait=False)  # the old run now waits in shutdown_default_executor
+    restarted = concurrent.futures.Future[None]()
+    joining = threading.Event()
+    join = loop._join
+
+    def spy_join(thread: threading.Thread | None, timeout: float | None = None) -> None:
+        if thread is first:
+            joining.set()
+        join(thread, timeout)
+
+    loop._join = spy_join  # type: ignore[method-assign]
+
+    def restart() -> None:
+        loop.start()
+        restarted.set_result(None)
+
+    starter = threading.Thread(target=restart, name="restarter")
+    starter.start()
+    try:
+        assert joining.wait(5)  # start() waits for the old run...
+        assert not restarted.done()
+        gate.set()  # ...whose thread needs the aloop's lock to finish
+        restarted.result(timeout=5)
+        assert loop.thread is not first and loop.active
+        assert first is not None and not first.is_alive()
+        assert loop.call(add, 2, 3) == 5
+    finally:
+        gate.set()
+        starter.join(5)
+        if not starter.is_alive():  # else deadlocked: fail, leaving the threads
+            loop.stop(wait=5)
+
+
 def test_default_executor_is_shut_down_on_stop() -> None:
     loop = ALoop("executor")
     loop.start()
