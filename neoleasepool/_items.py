@@ -45,11 +45,19 @@ QUEUED, RUNNING, ENDED, INBOX = 0, 1, 2, 3
 
 
 class CancelSink(Protocol):
-    """What an item tells when its caller cancels it."""
+    """What an item tells its grinder: that its caller cancelled it, and
+    how it ended (``"completed"``, ``"failed"`` or ``"cancelled"``).
+
+    An item reports its end from the one place its future's final state is
+    decided, so the grinder's counts always match the futures, whichever
+    thread ends them.
+    """
 
     def _item_cancelled(self, item: Item) -> None: ...
 
     def _item_cancelled_threadsafe(self, item: Item) -> None: ...
+
+    def _item_ended(self, how: str) -> None: ...
 
 
 class _ItemFields:
@@ -108,6 +116,7 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
     def cancel(self, msg: Any | None = None) -> bool:
         if not super().cancel(msg):
             return False
+        self.sink._item_ended("cancelled")
         self.sink._item_cancelled(self)
         return True
 
@@ -129,6 +138,7 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
             self.set_exception(error)
         else:
             self.set_exception(value)
+        self.sink._item_ended("completed" if ok else "failed")
 
 
 class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
@@ -152,9 +162,13 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         # No executor will call set_running_or_notify_cancel() on an item,
         # and until then concurrent.futures.wait() and as_completed() do not
         # count a cancelled future as done: notify them here, once.
+        # cancel() of a cancelled future returns True again; the first call
+        # moves CANCELLED on to CANCELLED_AND_NOTIFIED, so only it reports.
         with self._condition:
-            if self._state == _futures_base.CANCELLED:
-                self.set_running_or_notify_cancel()
+            if self._state != _futures_base.CANCELLED:
+                return True
+            self.set_running_or_notify_cancel()
+        self.sink._item_ended("cancelled")
         self.sink._item_cancelled_threadsafe(self)
         return True
 
@@ -167,7 +181,8 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
             else:
                 self.set_exception(value)
         except concurrent.futures.InvalidStateError:
-            pass  # cancelled by its caller meanwhile
+            return  # cancelled by its caller meanwhile (and counted then)
+        self.sink._item_ended("completed" if ok else "failed")
 
 
 Item = AsyncItem | ThreadItem

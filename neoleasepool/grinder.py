@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import itertools
 import logging
 import pickle
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -148,8 +150,10 @@ class WorkGrinder:
         self._batch_numbers = itertools.count(1)
         self._in_process = False
         self._pickled = False
+        self._ends_lock = threading.Lock()
+        self._ends = dict.fromkeys(("completed", "failed", "cancelled"), 0)
         self._counts = dict.fromkeys(
-            ("submitted", "completed", "failed", "cancelled", "batches", "leases"), 0
+            ("submitted", "batches", "leases"), 0
         )
 
     def __repr__(self) -> str:
@@ -228,7 +232,7 @@ class WorkGrinder:
         self._binding.unbind()
         self._logger.info(
             "grinder stopped completed=%s failed=%s cancelled=%s",
-            self._counts["completed"], self._counts["failed"], self._counts["cancelled"],
+            self._ends["completed"], self._ends["failed"], self._ends["cancelled"],
         )
 
     def _batcher_done(self, task: asyncio.Task[None]) -> None:
@@ -279,12 +283,10 @@ class WorkGrinder:
 
     def _count_cancel(self, item: Item) -> None:
         """End ``item`` by cancelling it (it may have just been resolved)."""
+        if item.state != RUNNING:  # a running in-process chunk may still read the call
+            item.fn, item.args, item.kwargs = None, (), {}
         item.state = ENDED
-        item.fn, item.args, item.kwargs = None, (), {}
-        if item.cancel() or item.cancelled():
-            self._counts["cancelled"] += 1
-        else:
-            self._counts["completed" if item.exception() is None else "failed"] += 1
+        item.cancel()  # counts itself; if it already ended, it was counted then
 
     # ----------------------------------------------------------- submitting
 
@@ -386,12 +388,10 @@ class WorkGrinder:
             self._counts["submitted"] += 1
             if item.cancelled():
                 item.state = ENDED  # its cancel hop (INBOX or ENDED) finds nothing to do
-                self._counts["cancelled"] += 1
             elif self._cancelling:
                 self._count_cancel(item)
             else:
                 item.state = ENDED
-                self._counts["failed"] += 1
                 error = (
                     self._crashed_error() if self._crash is not None
                     else LeasePoolNotStartedError("the WorkGrinder stopped")
@@ -406,6 +406,11 @@ class WorkGrinder:
             assert self._wake is not None
             self._wake.set()
 
+    def _item_ended(self, how: str) -> None:
+        """An item's future reached its final state (any thread)."""
+        with self._ends_lock:
+            self._ends[how] += 1
+
     def _item_cancelled(self, item: Item) -> None:
         """On the loop: the caller cancelled ``item``.
 
@@ -415,14 +420,12 @@ class WorkGrinder:
             item.state = ENDED
             item.fn, item.args, item.kwargs = None, (), {}
             self._pending -= 1
-            self._counts["cancelled"] += 1
             queue = self._queue
             while queue and queue[0].state != QUEUED:
                 queue.popleft()
         elif item.state == RUNNING:
             item.state = ENDED
             self._running.discard(item)
-            self._counts["cancelled"] += 1
 
     def _item_cancelled_threadsafe(self, item: Item) -> None:
         loop = self._binding.loop
@@ -482,7 +485,14 @@ class WorkGrinder:
                 continue
             worker = loop.create_task(self._lease_worker(lease, items))
             self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
+            worker.add_done_callback(functools.partial(self._worker_done, lease))
+
+    def _worker_done(self, lease: ExecutorLease, worker: asyncio.Task[None]) -> None:
+        self._workers.discard(worker)
+        if lease.active:
+            # Cancelled before its first step, the worker never reached its
+            # ``finally``: give the lease back here.
+            worker.get_loop().create_task(lease.release())
 
     def _take_batch(self) -> list[Item]:
         items: list[Item] = []
@@ -493,6 +503,7 @@ class WorkGrinder:
                 item.state = RUNNING
                 items.append(item)
         self._pending -= len(items)
+        self._running.update(items)  # from now on a cancelling stop ends them
         while queue and queue[0].state != QUEUED:
             queue.popleft()
         if self._pending and self._pending < self._threshold and self._wake is not None:
@@ -515,7 +526,6 @@ class WorkGrinder:
     async def _run_batch(self, lease: ExecutorLease, items: list[Item]) -> None:
         loop = asyncio.get_running_loop()
         batch = _Batch(lease, items, loop.create_future())
-        self._running.update(items)
         workers = getattr(self._manager, "workers_per_pool", 1)
         size = self._planner.chunk_size(len(items), workers)
         for start in range(0, len(items), size):
@@ -591,17 +601,24 @@ class WorkGrinder:
                 if failure is None:
                     for item, outcome in zip(chunk, outcomes, strict=True):
                         item.outcome = outcome
-            if failure is None:
-                for item in chunk:
-                    if type(item) is ThreadItem and item.outcome is not None:
-                        item.resolve(item.outcome)
+        # Thread items are resolved here, without waiting for the loop; but
+        # only after the chunk is posted, so that a caller who has its result
+        # finds it counted in stats() (which settles posted chunks first).
+        resolve_now = []
+        if failure is None:
+            resolve_now = [
+                (item, item.outcome)
+                for item in chunk
+                if type(item) is ThreadItem and item.outcome is not None
+            ]
         loop = self._binding.loop
-        if loop is None:
-            return
         try:
-            self._finished.post(loop, (future, chunk, batch, failure, seconds, unsent))
+            if loop is not None:
+                self._finished.post(loop, (future, chunk, batch, failure, seconds, unsent))
         except RuntimeError:
             pass  # loop closed after a cancelling stop; the items were cancelled then
+        for item, outcome in resolve_now:
+            item.resolve(outcome)
 
     def _pool_lost(self, batch: _Batch, failure: BaseException) -> BaseException:
         """Why a chunk we did not cancel was dropped or broken.
@@ -675,10 +692,8 @@ class WorkGrinder:
         item.outcome = None
         ok, value = outcome
         if not ok and isinstance(value, _CANCELLED) and (item.cancel() or item.cancelled()):
-            self._counts["cancelled"] += 1
             return
-        self._counts["completed" if ok else "failed"] += 1
-        if not resolved:
+        if not resolved:  # (items count themselves as they end)
             item.resolve(outcome)
 
     # ------------------------------------------------------------ diagnostics
@@ -694,6 +709,12 @@ class WorkGrinder:
         """
         if self._started and not self._binding.on_loop_thread():
             self._binding.require_owner("stats", "stats_from_thread()")
+        if self._started:
+            # Count chunks that finished but are not settled yet: their
+            # callers may already hold the results.
+            finished = self._finished.take()
+            if finished:
+                self._settle_chunks(finished)
         oldest = 0.0
         if self._queue and self._pending:
             oldest = max(0.0, time.monotonic() - self._queue[0].enqueued_at)
@@ -709,9 +730,9 @@ class WorkGrinder:
             "leases_held": len(self._workers),
             "running": len(self._running),
             "items_submitted": self._counts["submitted"],
-            "items_completed": self._counts["completed"],
-            "items_failed": self._counts["failed"],
-            "items_cancelled": self._counts["cancelled"],
+            "items_completed": self._ends["completed"],
+            "items_failed": self._ends["failed"],
+            "items_cancelled": self._ends["cancelled"],
             "batches_run": self._counts["batches"],
             "leases_acquired": self._counts["leases"],
             "chunking": "auto" if self._planner.fixed is None else self._planner.fixed,

@@ -36,6 +36,7 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ._futures import copy_outcome
+from .exceptions import LeaseExpiredError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -296,7 +297,7 @@ class ExecutorLease:
 
         def _hand_back(done: Future[Any]) -> None:
             try:
-                loop.call_soon_threadsafe(copy_outcome, done, result)
+                loop.call_soon_threadsafe(_settle_run, done, result, record)
             except RuntimeError:
                 pass  # the loop is closed: nobody awaits ``result`` any more
 
@@ -322,3 +323,20 @@ class ExecutorLease:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.release()
+
+
+def _settle_run(done: Future[Any], result: asyncio.Future[Any], record: LeaseRecord) -> None:
+    """On the loop: pass a call's outcome to the awaiting ``run()``.
+
+    A call cancelled by the manager (the lease was revoked, or the manager
+    stopped without draining) is a :class:`LeaseExpiredError` for the
+    awaiter, not a cancellation of its own task.
+    """
+    if done.cancelled() and not result.done():
+        result.set_exception(
+            LeaseExpiredError(
+                f"lease {record.lease_id} ended ({record.state.value}) before the call ran"
+            )
+        )
+        return
+    copy_outcome(done, result)

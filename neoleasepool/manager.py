@@ -423,7 +423,8 @@ class LeasedExecutorManager:
 
         Args:
             drain: Wait for submitted work (``False`` cancels what has not
-                started and does not wait for running work to end).
+                started; calls already running are still joined, up to
+                ``timeout`` if one is given).
             timeout: Most seconds the whole stop waits for work to end (the
                 drain, or with ``drain=False`` the calls already running):
                 work still running then is cancelled, and process workers

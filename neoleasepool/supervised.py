@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 
 from ._validation import check_optional_timeout
 from .aloop import ALoop, deadline_from_wait, remaining
-from .exceptions import LeasePoolNotStartedError, WrongLoopError
+from .exceptions import LeaseExpiredError, LeasePoolNotStartedError, WrongLoopError
 from .grinder import WorkGrinder
 from .lease import ExecutorLease
 from .manager import LeasedExecutorManager
@@ -170,7 +170,15 @@ class SupervisedLease:
         """
         self._owner._blocking("SupervisedLease.run")
         seconds = check_optional_timeout("timeout", timeout)
-        return _wait_result(self.lease.executor.submit(fn, *args, **kwargs), seconds)
+        try:
+            return _wait_result(self.lease.executor.submit(fn, *args, **kwargs), seconds)
+        except concurrent.futures.CancelledError:
+            if self.lease.active:
+                raise
+            # Cancelled by the manager (revoked, or stopped without draining).
+            raise LeaseExpiredError(
+                f"lease {self.lease.lease_id} ended before the call ran"
+            ) from None
 
     def release(self, timeout: float | None = None) -> None:
         """Give the pool back (idempotent); submitted work keeps running."""
@@ -481,7 +489,8 @@ class SupervisedWorkGrinder(_SchedulerBase):
             try:
                 stopping = self.aloop.submit(self.grinder.stop, cancel_pending=cancel)
                 try:
-                    stopping.result(timeout)
+                    # A cancelling stop ends at once: wait for it without a bound.
+                    stopping.result(None if cancel else timeout)
                 except concurrent.futures.TimeoutError:
                     logger.warning("grinder %s: drain timed out; cancelling the rest", self.name)
                     self.aloop.call(self.grinder.stop, cancel_pending=True)
