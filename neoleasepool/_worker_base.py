@@ -169,43 +169,52 @@ class BackgroundWorker:
             LeasePoolNotStartedError: If the supervisor is not running.
             TypeError: If the target does not suit the worker kind.
         """
-        with self._lock:
-            if self._active:
-                return
-            self.supervisor.require_active(f"{type(self).__name__}.start()")
-            self._wait_previous_run()
-            self.before_start()
-            self._apply_start_options(kwargs)
-            target_kwargs = dict(kwargs)
-            target_kwargs.setdefault("_worker", self)
-            target_kwargs.setdefault("_name", self.name)
-            target_kwargs.setdefault("o", self.o)
-            self._target_kwargs = target_kwargs
-            self._started.clear()
-            self._stopped.clear()
-            self._active = True
-            try:
-                self._start()
-            except BaseException:
-                self._active = False
-                self._stopped.set()
-                self.supervisor.unregister_scheduler(self)
-                raise
-            self.after_start()
+        while True:
+            with self._lock:
+                if self._active:
+                    return
+                self.supervisor.require_active(f"{type(self).__name__}.start()")
+                previous = self._winding_down_locked()
+                if previous is None:
+                    self._start_locked(kwargs)
+                    break
+                if self._on_own_thread():
+                    raise RuntimeError(
+                        f"worker {self.name!r} cannot be started again from its own "
+                        f"target while its loop still runs; return False to stop it, "
+                        f"then start it from another thread"
+                    )
+            # A loop still winding down (after stop(wait=False)) may need the
+            # lock to finish, e.g. a target calling stop(): wait without it.
+            concurrent.futures.wait([previous])
         logger.debug("worker started name=%s", self.name)
 
-    def _wait_previous_run(self) -> None:
-        """Let a loop still winding down (after ``stop(wait=False)``) finish."""
+    def _start_locked(self, kwargs: dict[str, Any]) -> None:
+        self.before_start()
+        self._apply_start_options(kwargs)
+        target_kwargs = dict(kwargs)
+        target_kwargs.setdefault("_worker", self)
+        target_kwargs.setdefault("_name", self.name)
+        target_kwargs.setdefault("o", self.o)
+        self._target_kwargs = target_kwargs
+        self._started.clear()
+        self._stopped.clear()
+        self._active = True
+        try:
+            self._start()
+        except BaseException:
+            self._active = False
+            self._stopped.set()
+            self.supervisor.unregister_scheduler(self)
+            raise
+        self.after_start()
+
+    def _winding_down_locked(self) -> concurrent.futures.Future[Any] | None:
+        """The future of a loop that was asked to stop but still runs."""
         previous = self._future
         if previous is None or previous.done() or self._stopped.is_set():
-            return
-        if self._on_own_thread():
-            raise RuntimeError(
-                f"worker {self.name!r} cannot be started again from its own "
-                f"target while its loop still runs; return False to stop it, "
-                f"then start it from another thread"
-            )
-        self._stopped.wait()
+            return None
+        return previous
 
     def _apply_start_options(self, kwargs: dict[str, Any]) -> None:
         """Pop the ``_loop``-style options that configure the worker itself."""
@@ -295,20 +304,31 @@ class BackgroundWorker:
             wait: ``True`` waits for the loop to finish; seconds bound that
                 wait, after which an async loop is cancelled; ``False``
                 returns at once.  A call from the worker's own target never
-                waits.
+                waits.  The wait is made without the worker's lock, so the
+                target may call :meth:`stop` meanwhile; a second caller
+                waits for the same loop.
         """
         with self._lock:
-            if not self._active:
+            stopping, run = self._active, self._future
+            if stopping:
+                self.before_stop()
+                self._active = False
+                self.send_stop_events()
+            elif wait is False or self._winding_down_locked() is None:
                 return
-            self.before_stop()
-            self._active = False
-            self.send_stop_events()
-            if wait is not False and not self._on_own_thread():
-                timeout = None if wait is True else float(wait)
-                if not self._stopped.wait(timeout):
-                    self._give_up_waiting()
-            self.supervisor.unregister_scheduler(self)
-            self.after_stop()
+        # Wait without the lock: the target may call stop() (or anything
+        # else that takes the lock) before its loop sees the stop.
+        if wait is not False and run is not None and not self._on_own_thread():
+            timeout = None if wait is True else float(wait)
+            done, _ = concurrent.futures.wait([run], timeout)
+            if not done:
+                self._give_up_waiting()
+        if not stopping:
+            return  # another stop() is stopping it; we only waited
+        with self._lock:
+            if not self._active:  # not started again meanwhile
+                self.supervisor.unregister_scheduler(self)
+        self.after_stop()
         logger.debug("worker stopped name=%s", self.name)
 
     def _give_up_waiting(self) -> None:

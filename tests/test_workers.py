@@ -410,6 +410,44 @@ def test_a_target_may_stop_its_own_worker(sup: TaskSupervisor) -> None:
         wait_until(worker.is_stopped)
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_stop_waits_without_its_lock_so_the_target_may_stop_the_worker_too(
+    sup: TaskSupervisor, kind: str
+) -> None:
+    stopping = threading.Event()
+
+    def stop_sync(**kwargs: Any) -> bool:
+        stopping.wait(5)
+        kwargs["_worker"].stop()  # takes the worker's lock
+        return True
+
+    async def stop_async(**kwargs: Any) -> bool:
+        return stop_sync(**kwargs)  # on the aloop thread, which stop() waits for
+
+    worker: BackgroundWorker = (
+        BackgroundWorker("both_sync", stop_sync, supervisor=sup)
+        if kind == "sync"
+        else BackgroundAsyncWorker("both_async", stop_async, supervisor=sup)
+    )
+    worker.before_stop = stopping.set  # type: ignore[method-assign]
+    worker.start()
+    stopped = concurrent.futures.Future[None]()
+
+    def stop() -> None:
+        worker.stop()
+        stopped.set_result(None)
+
+    stopper = threading.Thread(target=stop, name="stopper")
+    stopper.start()
+    try:
+        stopped.result(timeout=5)
+        assert worker.is_stopped() and worker.name not in sup.get_schedulers()
+    finally:
+        if not stopped.done():
+            worker._stopped.set()  # unblock the deadlocked stop() so the test ends
+        stopper.join(5)
+
+
 def test_stop_with_seconds_cancels_a_stuck_async_target(sup: TaskSupervisor) -> None:
     cancelled = threading.Event()
 
