@@ -47,6 +47,11 @@ class Registration:
     future: concurrent.futures.Future[Any] | None = None
 
 
+def _owned(scheduler: Any) -> bool:
+    """Whether the supervisor stops ``scheduler`` even without ``stop_schedulers``."""
+    return getattr(scheduler, "stopped_with_supervisor", False) is True
+
+
 class SchedulerRegistry:
     """Registered schedulers by name, in registration order.
 
@@ -132,8 +137,7 @@ class SchedulerRegistry:
         with self._lock:
             entries = list(reversed(self._entries.values()))
         for entry in entries:
-            owned = getattr(entry.scheduler, "stopped_with_supervisor", False) is True
-            if owned_only and not owned:
+            if owned_only and not _owned(entry.scheduler):
                 continue
             scheduler_wait = wait if isinstance(wait, bool) else remaining(deadline)
             try:
@@ -148,15 +152,34 @@ class SchedulerRegistry:
                     entry.name,
                 )
 
-    def clear(self, *, cancel_loops: bool) -> None:
-        """Forget every scheduler, cancelling their loops if asked."""
+    def clear(self, *, cancel_loops: bool, stop_sync: bool = False) -> None:
+        """Forget every scheduler, ending their loops if asked.
+
+        Args:
+            cancel_loops: Cancel the loops of the async schedulers.
+            stop_sync: Ask the sync schedulers that were not stopped yet to
+                ``stop(wait=False)``.  They run by themselves (a
+                :class:`~neoleasepool.BackgroundWorker` occupies a pool
+                thread that the pool's shutdown joins), so a loop nobody
+                stops would never end; this one ends after its current run.
+                Owned ones (``stopped_with_supervisor``) were stopped already.
+        """
         with self._lock:
             entries = list(self._entries.values())
             self._entries.clear()
-        if cancel_loops:
-            for entry in entries:
-                if entry.future is not None:
+        for entry in entries:
+            if entry.future is not None:
+                if cancel_loops:
                     entry.future.cancel()
+            elif stop_sync and not entry.is_async and not _owned(entry.scheduler):
+                try:
+                    entry.scheduler.stop(wait=False)
+                except Exception:
+                    logger.exception(
+                        "supervisor: sync scheduler failed to stop id=%s scheduler=%s",
+                        self._owner,
+                        entry.name,
+                    )
 
     def stats(self) -> list[Stats]:
         """One JSON-serialisable dict per scheduler."""

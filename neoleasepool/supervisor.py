@@ -244,7 +244,10 @@ class TaskSupervisor:
                 ``stop(wait=...)`` first, newest first.  With ``False``
                 only the supervised lease managers and grinders are stopped
                 (they own pools that must not outlive the supervisor); the
-                loops of the other schedulers are cancelled.
+                loops of the other async schedulers are cancelled, and the
+                sync ones (such as :class:`BackgroundWorker`, which holds a
+                pool thread) are told to ``stop(wait=False)``, so they end
+                after their current run.
             cancel_tasks: Cancel all coroutines (and queued pool work) at once.
 
         Safe from any thread and from a signal handler; stopping a stopped
@@ -308,8 +311,13 @@ class TaskSupervisor:
                     wait, deadline, cancel_tasks, owned_only=not stop_schedulers
                 )
                 logger.debug("supervisor schedulers stopped id=%s", self.id)
-                # Loops of schedulers left unstopped would never end: cancel them.
-                self._schedulers.clear(cancel_loops=cancel_tasks or not stop_schedulers)
+                # Loops of schedulers left unstopped would never end: cancel
+                # the async ones, ask the sync ones (in pool threads, which
+                # the pool's shutdown joins) to stop without waiting.
+                self._schedulers.clear(
+                    cancel_loops=cancel_tasks or not stop_schedulers,
+                    stop_sync=not stop_schedulers,
+                )
                 self._stop_loops(deadline, cancel_tasks)
                 self._pool.shutdown(cancel_futures=cancel_tasks)
             finally:

@@ -19,6 +19,7 @@ import pytest
 
 from neoleasepool import (
     ALoop,
+    BackgroundWorker,
     LeasePoolNotStartedError,
     SupervisorInfo,
     TaskSupervisor,
@@ -402,6 +403,35 @@ def test_stop_schedulers_false_leaves_them_unstopped_and_cancels_loops(
     sup.stop(wait=0.1, stop_schedulers=False)
     assert log == []
     assert future.cancelled()
+
+
+def test_stop_schedulers_false_tells_a_sync_worker_to_stop_instead_of_hanging() -> None:
+    supervisor = TaskSupervisor(id="nosched")
+    supervisor.start()
+    ran, idle = threading.Event(), threading.Event()
+
+    def tick(**kwargs: Any) -> None:
+        ran.set()
+        idle.wait(0.005)  # pace the loop; idle is never set
+
+    worker = BackgroundWorker("tick", tick, supervisor=supervisor)
+    worker.start()
+    assert ran.wait(5)
+    stopped = concurrent.futures.Future[None]()
+
+    def stop() -> None:
+        supervisor.stop(stop_schedulers=False)
+        stopped.set_result(None)
+
+    stopper = threading.Thread(target=stop, name="stopper")
+    stopper.start()
+    try:
+        stopped.result(timeout=10)  # the pool's shutdown joined the worker's thread
+        assert worker.is_stopped() and not worker.is_active()
+    finally:
+        if not stopped.done():
+            worker.stop(wait=False)  # end the loop the stop hangs on
+        stopper.join(10)
 
 
 # ---------------------------------------------------------------- schedulers
