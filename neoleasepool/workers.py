@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any, overload
 
@@ -40,8 +41,18 @@ __all__ = [
     "background_worker",
 ]
 
+logger = logging.getLogger(__name__)
+
 #: Put on a queue worker's queue by ``stop()``: everything before it runs.
 _STOP = object()
+
+
+def _put_or_log(worker: BackgroundWorker, queue: asyncio.Queue[Any], item: Any) -> None:
+    """Queue ``item`` on the worker's loop; a full bounded queue drops it, loudly."""
+    try:
+        queue.put_nowait(item)
+    except asyncio.QueueFull:
+        logger.error("queue worker dropped an item, queue full name=%s", worker.name)
 
 
 class BackgroundIntervalWorker(BackgroundAsyncWorker):
@@ -183,13 +194,19 @@ class BackgroundQueueWorker(BackgroundAsyncWorker):
     def put_threadsafe(self, item: Any) -> None:
         """Queue ``item`` from any thread; cheap and non-blocking.
 
+        The check and the hand-over happen under the worker's lock, under
+        which :meth:`stop` queues its sentinel: an item accepted here is
+        queued before the sentinel, so it runs.  An item a bounded queue
+        class refuses (``QueueFull``) is logged as dropped.
+
         Raises:
             LeasePoolNotStartedError: If the worker is not running (the item
                 would never run).
         """
-        aloop = self._require_running("put_threadsafe")
-        assert self._queue is not None
-        aloop.call_soon(self._queue.put_nowait, item)
+        with self._lock:
+            aloop = self._require_running("put_threadsafe")
+            assert self._queue is not None
+            aloop.call_soon(_put_or_log, self, self._queue, item)
 
     async def put(self, item: Any) -> None:
         """Queue ``item`` from the worker's own loop.

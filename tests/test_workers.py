@@ -179,6 +179,61 @@ def test_queue_worker_stop_drains_items_put_before_it(sup: TaskSupervisor) -> No
         worker.put_threadsafe(11)
 
 
+def test_queue_worker_put_racing_stop_either_runs_or_raises(sup: TaskSupervisor) -> None:
+    calls = Calls()
+    worker = BackgroundQueueWorker("race", calls.note, supervisor=sup)
+    worker.start()
+    accepted: list[int] = []
+    putting = threading.Event()
+
+    def put_until_refused() -> None:
+        for i in range(1_000_000):
+            try:
+                worker.put_threadsafe(i)
+            except LeasePoolNotStartedError:
+                return
+            accepted.append(i)
+            putting.set()
+
+    putter = threading.Thread(target=put_until_refused, name="putter")
+    putter.start()
+    assert putting.wait(5)
+    worker.stop(wait=10)
+    putter.join(10)
+    assert not putter.is_alive()
+    assert calls.items == accepted  # nothing accepted landed behind the sentinel
+
+
+class _OneSlotQueue(asyncio.Queue[Any]):
+    def __init__(self) -> None:
+        super().__init__(maxsize=1)
+
+
+def test_queue_worker_logs_an_item_a_full_bounded_queue_drops(
+    sup: TaskSupervisor, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = Calls()
+    entered, gate = threading.Event(), threading.Event()
+
+    def slow(item: int, **kwargs: Any) -> None:
+        entered.set()
+        gate.wait(5)
+        calls.note(item)
+
+    worker = BackgroundQueueWorker("small", slow, supervisor=sup, q=_OneSlotQueue)
+    worker.start()
+    worker.put_threadsafe(1)
+    assert entered.wait(5)  # 1 is out of the queue, in the target
+    with caplog.at_level(logging.ERROR, logger="neoleasepool.workers"):
+        worker.put_threadsafe(2)  # fills the one slot
+        worker.put_threadsafe(3)  # refused
+        wait_until(lambda: "dropped an item" in caplog.text)
+    gate.set()
+    calls.wait_for(2)
+    worker.stop(wait=5)
+    assert calls.items == [1, 2]
+
+
 def test_queue_worker_async_put_is_for_its_own_loop(sup: TaskSupervisor) -> None:
     aloop = sup.create_aloop("qloop")
     calls = Calls()
