@@ -601,24 +601,18 @@ class WorkGrinder:
                 if failure is None:
                     for item, outcome in zip(chunk, outcomes, strict=True):
                         item.outcome = outcome
-        # Thread items are resolved here, without waiting for the loop; but
-        # only after the chunk is posted, so that a caller who has its result
-        # finds it counted in stats() (which settles posted chunks first).
-        resolve_now = []
+        # Thread items are resolved here, without waiting for the loop (they
+        # count themselves as they end); the loop settles the rest.
         if failure is None:
-            resolve_now = [
-                (item, item.outcome)
-                for item in chunk
-                if type(item) is ThreadItem and item.outcome is not None
-            ]
+            for item in chunk:
+                if type(item) is ThreadItem and item.outcome is not None:
+                    item.resolve(item.outcome)
         loop = self._binding.loop
         try:
             if loop is not None:
                 self._finished.post(loop, (future, chunk, batch, failure, seconds, unsent))
         except RuntimeError:
             pass  # loop closed after a cancelling stop; the items were cancelled then
-        for item, outcome in resolve_now:
-            item.resolve(outcome)
 
     def _pool_lost(self, batch: _Batch, failure: BaseException) -> BaseException:
         """Why a chunk we did not cancel was dropped or broken.

@@ -207,11 +207,12 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
     # The grinder's counts match what happened.  An item counts itself as
     # its future reaches its final state, just after that state becomes
     # visible: give the last few ends a moment to be counted.
-    expected_ends = (results, failed + crashed, cancelled)
+    expected = (results, failed + crashed, cancelled, 0, 0)
     wait_until(
-        lambda: (lambda s: (s["items_completed"], s["items_failed"], s["items_cancelled"]))(
-            grinder.stats(timeout=30)
-        ) == expected_ends,
+        lambda: (lambda s: (
+            s["items_completed"], s["items_failed"], s["items_cancelled"], s["pending"],
+            s["running"],
+        ))(grinder.stats(timeout=30)) == expected,
         timeout=10,
     )
     stats = grinder.stats(timeout=30)
