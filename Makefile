@@ -27,7 +27,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
 
 soak: $(VENV)/.installed
-	$(PY) -m pytest -m soak --timeout=0 -s $(PYTEST_ARGS)
+	$(PY) -m pytest -m soak --timeout=0 -o faulthandler_timeout=0 -s $(PYTEST_ARGS)
 
 $(VENV)/.tox: $(VENV)/.installed
 	$(PY) -m pip install --quiet 'tox>=4'
