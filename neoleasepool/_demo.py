@@ -213,11 +213,13 @@ class Demo:
         job = lease.executor.submit(hang, 30.0)
         try:
             job.result(timeout=10)
-        except Exception as exc:
+        except (concurrent.futures.BrokenExecutor, concurrent.futures.CancelledError) as exc:
             self.revoked_jobs += 1
             self.notes.append(
                 f"stuck:{device} revoked at hard expiry, worker killed ({type(exc).__name__})"
             )
+        except TimeoutError:
+            self.notes.append(f"stuck:{device} was not revoked within 10 s")
         lease.release()
 
     def _scanner(self, managers: list[SupervisedLeaseManager], **_: Any) -> None:
