@@ -84,7 +84,9 @@ class LeasedExecutorManager:
         min_pools: Fewest pools it keeps ready.
         units_per_pool: Units of ``size_provider`` served by one pool.
         size_provider: Callable returning the current unit count; called on
-            the manager's loop.  ``None`` means zero units.
+            the manager's loop by the checker, and on the calling thread by
+            ``desired_executor_count()`` and ``stats()``, so it must be
+            thread-safe (``len()`` of a set is).  ``None`` means zero units.
         check_interval: Longest time between two checker passes, seconds.
         default_lease_seconds: Lease duration when ``acquire()`` gets none.
         lease_grace_seconds: Time after soft expiry before revocation.
