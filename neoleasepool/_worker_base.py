@@ -111,8 +111,12 @@ class BackgroundWorker:
     # ------------------------------------------------------------ overrides
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
-        """The target; override it or pass ``fn``.  Return ``False`` to stop."""
-        raise NotImplementedError(
+        """The target; override it or pass ``fn``.  Return ``False`` to stop.
+
+        Raises:
+            TypeError: If neither was done: the worker has nothing to run.
+        """
+        raise TypeError(
             f"{type(self).__name__} {self.name!r} has no target: pass fn= or override run()"
         )
 
