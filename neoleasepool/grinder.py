@@ -223,8 +223,12 @@ class WorkGrinder:
         assert self._wake is not None and self._batcher is not None
         self._wake.set()
         await asyncio.gather(self._batcher, return_exceptions=True)
-        while self._workers:
-            await asyncio.gather(*self._workers, return_exceptions=True)
+        # Wait only for workers still running: a finished one stays in the
+        # set until its done-callback runs, and gather() of finished tasks
+        # completes without yielding to the loop (Python 3.12+), which would
+        # spin here forever.
+        while running := [w for w in self._workers if not w.done()]:
+            await asyncio.gather(*running, return_exceptions=True)
         self._started = False
         self._stopping = False  # stopped now, no longer stopping
         self._batcher = None
