@@ -265,7 +265,18 @@ def test_a_revoked_lease_fails_its_queued_items_instead_of_cancelling_them(
     assert stats["items_cancelled"] == 0
     assert stats["items_failed"] >= len(queued)
     assert pool.stats()["leases_revoked"] >= 1
-    assert grinder.submit(compute, 4, timeout=60) == compute(4)
+    # The same grinder and manager keep working.  With 0.3 s leases and no
+    # grace, a batch that lands on a freshly started process pool may be
+    # revoked again on a loaded machine: that is the rule working, so try
+    # a few times.
+    for _ in range(5):
+        try:
+            assert grinder.submit(compute, 4, timeout=60) == compute(4)
+            break
+        except LeaseExpiredError:
+            continue
+    else:
+        pytest.fail("no item succeeded in five tries after the revocation")
 
 
 def test_a_crashed_batcher_is_logged_and_fails_queued_and_new_items(
