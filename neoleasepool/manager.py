@@ -459,14 +459,16 @@ class LeasedExecutorManager:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(closed)
-        if self._checker is not None:
-            self._checker.cancel()
-            await asyncio.gather(self._checker, return_exceptions=True)
-            self._checker = None
+        # Leases stop taking work before the first await of the stop, so that
+        # nothing is accepted once the manager says it is stopping.
         with self._lock:
             pending = [f for r in self._leases.values() for f in r.pending if not f.done()]
             for record in self._leases.values():
                 record.state = LeaseState.DONE
+        if self._checker is not None:
+            self._checker.cancel()
+            await asyncio.gather(self._checker, return_exceptions=True)
+            self._checker = None
         timed_out = False
         deadline = None if timeout is None else time.monotonic() + timeout
         if drain and pending:
