@@ -202,7 +202,11 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
             assert exc is None, (i, exc)
             assert future.result() == compute(i)
             results += 1
-    assert results > n // 2
+    # Most items still succeed.  Not "more than half": a crash fails every
+    # chunk queued in its ProcessPoolExecutor (the stdlib fails the whole
+    # pool), so under load a few crashes can take a large share; what must
+    # hold for every item is checked above.
+    assert results > n // 4
 
     # The grinder's counts match what happened.  An item counts itself as
     # its future reaches its final state, just after that state becomes
