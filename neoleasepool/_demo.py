@@ -182,7 +182,7 @@ class Demo:
             block += 25
             results = await asyncio.gather(*(grinder.asubmit(checksum, b) for b in blocks))
             self.async_items += len(results)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # pacing: a steady trickle of async work, not a poll
 
     def _analyser(self, index: int, cpu: SupervisedLeaseManager) -> None:
         stuck_at = 0.3 if index == 0 and self.seconds >= 3 else None
