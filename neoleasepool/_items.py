@@ -31,6 +31,7 @@ __all__ = [
     "Item",
     "Outcome",
     "ThreadItem",
+    "call_captured",
     "run_calls",
     "run_calls_pickled",
     "run_items",
@@ -188,7 +189,10 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
 Item = AsyncItem | ThreadItem
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Outcome:
+def call_captured(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Outcome:
+    """Call ``fn(*args, **kwargs)``; return its result or what it raised, as an outcome."""
     try:
         return (True, fn(*args, **kwargs))
     except BaseException as exc:  # handed to this item's future only
@@ -210,7 +214,7 @@ def run_items(items: Sequence[Item]) -> float:
         fn = item.fn
         if fn is None or item.cancelled():
             continue
-        item.outcome = _call(fn, item.args, item.kwargs)
+        item.outcome = call_captured(fn, item.args, item.kwargs)
     return time.perf_counter() - start
 
 
@@ -223,7 +227,7 @@ def run_calls(
         Each call's outcome in order, and the seconds spent.
     """
     start = time.perf_counter()
-    outcomes = [_call(fn, args, kwargs) for fn, args, kwargs in calls]
+    outcomes = [call_captured(fn, args, kwargs) for fn, args, kwargs in calls]
     return outcomes, time.perf_counter() - start
 
 

@@ -45,6 +45,7 @@ from ._items import (
     run_calls_pickled,
     run_items,
 )
+from ._lane import LINGER_SECONDS, DirectLane, LaneRunner
 from ._loops import LoopBinding
 from ._mailbox import Mailbox
 from ._validation import check_duration, check_optional_timeout, check_positive_int
@@ -77,11 +78,12 @@ class _Batch:
 
 
 #: A finished chunk on its way to the loop: its future, items, batch, the
-#: failure of the call itself (if any), the seconds it ran, and whether it
-#: was never sent (see :meth:`WorkGrinder._settle_chunk`).
+#: failure of the call itself (if any), how many items ran in how many
+#: seconds, and whether it was never sent (see
+#: :meth:`WorkGrinder._settle_chunk`).
 _Finished = tuple[
     "concurrent.futures.Future[Any]", "list[Item]", _Batch, "BaseException | None",
-    "float | None", bool,
+    "tuple[int, float] | None", bool,
 ]
 
 
@@ -147,6 +149,7 @@ class WorkGrinder:
         self._chunks: set[concurrent.futures.Future[Any]] = set()
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
         self._finished: Mailbox[_Finished] = Mailbox(self._settle_chunks)
+        self._lane = DirectLane(self._lane_leftovers)
         self._batch_numbers = itertools.count(1)
         self._in_process = False
         self._pickled = False
@@ -215,8 +218,9 @@ class WorkGrinder:
         if not self._started:
             return
         self._binding.require_owner("stop", "task_supervisor.stop() or the blocking facade")
-        self._drain_inbox()
         self._stopping = True
+        self._lane.close()  # its runners finish what it holds, then leave
+        self._drain_inbox()
         if cancel_pending:
             self._cancelling = True
             self._cancel_everything()
@@ -269,6 +273,7 @@ class WorkGrinder:
         return error
 
     def _cancel_everything(self) -> None:
+        self._lane.close(cancel=True)
         while self._queue:
             item = self._queue.popleft()
             if item.state == QUEUED:
@@ -370,6 +375,8 @@ class WorkGrinder:
         if not callable(fn):
             raise TypeError(f"WorkGrinder.submit_from_thread() needs a callable, got {fn!r}")
         item = ThreadItem(self, fn, args, kwargs)
+        if self._lane.offer(item):
+            return item  # a runner on a held lease takes it (see _lane.py)
         try:
             self._inbox.post(loop, item)
         except RuntimeError:
@@ -381,15 +388,18 @@ class WorkGrinder:
     def _drain_inbox(self) -> None:
         self._take_inbox(self._inbox.take())
 
-    def _take_inbox(self, items: list[ThreadItem]) -> None:
+    def _take_inbox(self, items: list[ThreadItem], counted: bool = False) -> None:
+        """On the loop: queue items from other threads (``counted``: the lane
+        counted them as submitted already)."""
         batcher = self._batcher
         accepting = self._started and batcher is not None and not batcher.done()
         for item in items:
             if accepting and not self._cancelling and not item.cancelled():
                 item.state = QUEUED
-                self._accept(item)
+                self._accept(item, counted)
                 continue
-            self._counts["submitted"] += 1
+            if not counted:
+                self._counts["submitted"] += 1
             if item.cancelled():
                 item.state = ENDED  # its cancel hop (INBOX or ENDED) finds nothing to do
             elif self._cancelling:
@@ -402,10 +412,24 @@ class WorkGrinder:
                 )
                 item.resolve((False, error))
 
-    def _accept(self, item: Item) -> None:
+    def _lane_leftovers(self, items: list[ThreadItem]) -> None:
+        """Items the lane took but no runner will run (any thread): queue
+        them on the loop, or fail them if the loop is gone."""
+        loop = self._binding.loop
+        try:
+            if loop is None:
+                raise RuntimeError("the grinder has no loop")
+            loop.call_soon_threadsafe(self._take_inbox, items, True)
+        except RuntimeError:
+            for item in items:
+                item.state = ENDED
+                item.resolve((False, LeasePoolNotStartedError("the WorkGrinder stopped")))
+
+    def _accept(self, item: Item, counted: bool = False) -> None:
         self._queue.append(item)
         self._pending += 1
-        self._counts["submitted"] += 1
+        if not counted:
+            self._counts["submitted"] += 1
         if self._pending == 1 or self._pending == self._threshold:
             assert self._wake is not None
             self._wake.set()
@@ -471,6 +495,9 @@ class WorkGrinder:
                     if timer is not None:
                         timer.cancel()
                 continue
+            # This batch needs a lease: runners serving the lane give theirs
+            # back (their lease worker then takes this batch).
+            self._lane.close()
             number = next(self._batch_numbers)
             try:
                 lease = await self._manager.acquire(
@@ -520,14 +547,14 @@ class WorkGrinder:
         try:
             while items:
                 self._counts["batches"] += 1
-                await self._run_batch(lease, items)
+                await self._run_batch(lease, items, reuse_until)
                 if self._cancelling or not self._batch_ready() or time.monotonic() > reuse_until:
                     break
                 items = self._take_batch()
         finally:
             await lease.release()
 
-    async def _run_batch(self, lease: ExecutorLease, items: list[Item]) -> None:
+    async def _run_batch(self, lease: ExecutorLease, items: list[Item], until: float) -> None:
         loop = asyncio.get_running_loop()
         batch = _Batch(lease, items, loop.create_future())
         workers = getattr(self._manager, "workers_per_pool", 1)
@@ -538,8 +565,57 @@ class WorkGrinder:
             except Exception as exc:
                 self._fail_unsubmitted(items[start:], exc)
                 break
+        else:
+            if self._wants_runners(items):
+                self._start_runners(batch, workers, until)
         if batch.outstanding:
             await batch.done
+
+    def _wants_runners(self, items: list[Item]) -> bool:
+        """Whether a batch should also serve the lane: on an in-process
+        lease, while other threads are submitting (see ``_lane.py``)."""
+        return (
+            self._in_process
+            and self._max_wait > 0
+            and not self._stopping
+            and not self._cancelling
+            and any(type(item) is ThreadItem for item in items)
+        )
+
+    def _start_runners(self, batch: _Batch, workers: int, until: float) -> None:
+        """Queue a lane runner per worker of the batch's lease, behind its chunks."""
+        lease = batch.lease
+        linger = min(self._max_wait, LINGER_SECONDS)
+        for _ in range(workers):
+            runner = self._lane.add_runner(linger, until, lambda: lease.active)
+            try:
+                future = lease.executor.submit(self._lane.serve, runner)
+            except Exception:
+                self._lane.leave(runner)
+                return  # the lease ended meanwhile: its batch's chunks tell why
+            batch.outstanding += 1
+            self._chunks.add(future)
+            future.add_done_callback(
+                lambda f, runner=runner: self._runner_finished(f, batch, runner)  # type: ignore[misc]
+            )
+
+    def _runner_finished(
+        self,
+        future: concurrent.futures.Future[tuple[int, float]],
+        batch: _Batch,
+        runner: LaneRunner,
+    ) -> None:
+        """Done-callback of a lane runner (any thread)."""
+        self._lane.leave(runner)  # a runner that never ran (cancelled) leaves here
+        timing = None
+        if not future.cancelled() and future.exception() is None:
+            timing = future.result()
+        loop = self._binding.loop
+        try:
+            if loop is not None:
+                self._finished.post(loop, (future, [], batch, None, timing, False))
+        except RuntimeError:
+            pass  # loop closed after a cancelling stop
 
     def _submit_chunk(self, batch: _Batch, chunk: list[Item]) -> None:
         """Hand ``chunk`` to the batch's lease as one executor call.
@@ -590,7 +666,7 @@ class WorkGrinder:
             and isinstance(failure, Exception)
             and not isinstance(failure, concurrent.futures.BrokenExecutor)
         )
-        seconds = None
+        seconds: float | None = None
         if failure is None:
             result = future.result()
             if self._in_process:
@@ -614,7 +690,8 @@ class WorkGrinder:
         loop = self._binding.loop
         try:
             if loop is not None:
-                self._finished.post(loop, (future, chunk, batch, failure, seconds, unsent))
+                timing = None if seconds is None else (len(chunk), seconds)
+                self._finished.post(loop, (future, chunk, batch, failure, timing, unsent))
         except RuntimeError:
             pass  # loop closed after a cancelling stop; the items were cancelled then
 
@@ -651,7 +728,7 @@ class WorkGrinder:
         chunk: list[Item],
         batch: _Batch,
         failure: BaseException | None,
-        seconds: float | None,
+        timing: tuple[int, float] | None,
         unsent: bool = False,
     ) -> None:
         """On the loop: resolve a finished chunk's items.
@@ -661,8 +738,8 @@ class WorkGrinder:
         again one per call, and only the unpicklable ones fail.
         """
         self._chunks.discard(future)
-        if seconds is not None:
-            self._planner.observe(len(chunk), seconds)
+        if timing is not None:
+            self._planner.observe(*timing)
         if unsent and not self._cancelling:
             for index, item in enumerate(chunk):
                 try:
@@ -727,7 +804,7 @@ class WorkGrinder:
             "batches_in_flight": len(self._workers),
             "leases_held": len(self._workers),
             "running": len(self._running),
-            "items_submitted": self._counts["submitted"],
+            "items_submitted": self._counts["submitted"] + self._lane.offered,
             "items_completed": self._ends["completed"],
             "items_failed": self._ends["failed"],
             "items_cancelled": self._ends["cancelled"],
@@ -735,6 +812,7 @@ class WorkGrinder:
             "leases_acquired": self._counts["leases"],
             "chunking": "auto" if self._planner.fixed is None else self._planner.fixed,
             "avg_item_seconds": self._planner.avg_item_seconds,
+            **self._lane.stats(),
         }
 
     async def astats(self) -> Stats:
