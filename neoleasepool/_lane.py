@@ -46,16 +46,17 @@ LINGER_SECONDS = 0.005
 class LaneRunner:
     """One runner's registration: its limits, and whether it has left."""
 
-    __slots__ = ("active", "left", "linger", "until")
+    __slots__ = ("active", "left", "linger", "served", "until")
 
     def __init__(self, linger: float, until: float, active: Callable[[], bool]) -> None:
         self.linger = linger
         self.until = until
         self.active = active
         self.left = False
+        self.served = 0  # written only by the thread serving it
 
     def __repr__(self) -> str:
-        return f"<LaneRunner linger={self.linger} left={self.left}>"
+        return f"<LaneRunner linger={self.linger} served={self.served} left={self.left}>"
 
 
 class DirectLane:
@@ -71,20 +72,28 @@ class DirectLane:
         self._on_leftovers = on_leftovers
         self._lock = threading.Lock()
         self._items: queue.SimpleQueue[ThreadItem | None] = queue.SimpleQueue()
-        self._runners = 0
+        self._runners: set[LaneRunner] = set()
         self._open = False
         self._cancelling = False
+        self._served_by_gone = 0
         self.offered = 0
-        self.served = 0
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
-        return f"<DirectLane {state} runners={self._runners} holding={self._items.qsize()}>"
+        return (
+            f"<DirectLane {state} runners={len(self._runners)} holding={self._items.qsize()}>"
+        )
 
     @property
     def runners(self) -> int:
         """Runners registered and not yet left."""
-        return self._runners
+        return len(self._runners)
+
+    @property
+    def served(self) -> int:
+        """Items run by runners so far."""
+        with self._lock:
+            return self._served_by_gone + sum(r.served for r in self._runners)
 
     def offer(self, item: ThreadItem) -> bool:
         """Hand ``item`` to the runners if any is serving; ``False`` if not."""
@@ -103,11 +112,12 @@ class DirectLane:
             until: ``time.monotonic()`` after which it takes no more items.
             active: Whether its lease still takes work (any thread).
         """
+        runner = LaneRunner(linger, until, active)
         with self._lock:
-            self._runners += 1
+            self._runners.add(runner)
             self._open = True
             self._cancelling = False
-        return LaneRunner(linger, until, active)
+        return runner
 
     def close(self, *, cancel: bool = False) -> None:
         """Refuse new offers; runners finish what the lane holds and leave.
@@ -120,7 +130,7 @@ class DirectLane:
             if cancel:
                 self._cancelling = True
             held = self._take_all_locked() if cancel else []
-            wake = self._runners
+            wake = len(self._runners)
         for item in held:
             item.state = ENDED
             item.cancel()
@@ -134,17 +144,17 @@ class DirectLane:
             How many items ran, and the seconds they took.
         """
         get = self._items.get
-        count, busy = 0, 0.0
+        busy = 0.0
         try:
             while True:
                 if time.monotonic() > runner.until or not runner.active():
-                    return count, busy
+                    return runner.served, busy
                 try:
                     # Open: wait up to ``linger`` for an item.  Closed: take
                     # what the lane still holds, without waiting.
                     item = get(self._open, runner.linger)
                 except queue.Empty:
-                    return count, busy
+                    return runner.served, busy
                 if item is None:
                     continue
                 fn = item.fn
@@ -153,7 +163,7 @@ class DirectLane:
                 start = time.perf_counter()
                 outcome = call_captured(fn, item.args, item.kwargs)
                 busy += time.perf_counter() - start
-                count += 1
+                runner.served += 1
                 item.fn, item.args, item.kwargs = None, (), {}
                 item.state = ENDED
                 if self._cancelling:
@@ -161,17 +171,17 @@ class DirectLane:
                 else:
                     item.resolve(outcome)
         finally:
-            self.leave(runner, count)
+            self.leave(runner)
 
-    def leave(self, runner: LaneRunner, served: int = 0) -> None:
+    def leave(self, runner: LaneRunner) -> None:
         """Unregister ``runner`` (idempotent); the last one out hands what is
         left to ``on_leftovers``.  Also called when a runner never ran."""
         with self._lock:
             if runner.left:
                 return
             runner.left = True
-            self.served += served
-            self._runners -= 1
+            self._served_by_gone += runner.served
+            self._runners.discard(runner)
             if self._runners:
                 return
             self._open = False
@@ -192,7 +202,7 @@ class DirectLane:
     def stats(self) -> dict[str, Any]:
         """Runners, items waiting, and items served so far."""
         return {
-            "lane_runners": self._runners,
+            "lane_runners": len(self._runners),
             "lane_waiting": self._items.qsize(),
             "items_direct": self.served,
         }

@@ -576,7 +576,6 @@ class WorkGrinder:
         lease, while other threads are submitting (see ``_lane.py``)."""
         return (
             self._in_process
-            and self._max_wait > 0
             and not self._stopping
             and not self._cancelling
             and any(type(item) is ThreadItem for item in items)

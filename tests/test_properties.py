@@ -83,9 +83,9 @@ async def _batching_case(seed: int) -> tuple[int, int]:
     sizes: list[int] = []
     original = grinder._run_batch
 
-    async def recording(lease: Any, items: list[Any]) -> None:
+    async def recording(lease: Any, items: list[Any], *rest: Any) -> None:
         sizes.append(len(items))
-        await original(lease, items)
+        await original(lease, items, *rest)
 
     grinder._run_batch = recording  # type: ignore[method-assign]
     futures = []
