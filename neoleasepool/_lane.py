@@ -95,12 +95,23 @@ class DirectLane:
         with self._lock:
             return self._served_by_gone + sum(r.served for r in self._runners)
 
-    def offer(self, item: ThreadItem) -> bool:
-        """Hand ``item`` to the runners if any is serving; ``False`` if not."""
+    @property
+    def is_open(self) -> bool:
+        """Whether offers are taken now (runners serve, and it is not closed)."""
+        return self._open
+
+    def offer(self, item: ThreadItem, *, new: bool = True) -> bool:
+        """Hand ``item`` to the runners if any is serving; ``False`` if not.
+
+        Args:
+            new: Count ``item`` in :attr:`offered` (``False`` for an item
+                the grinder counted already).
+        """
         with self._lock:
             if not self._open:
                 return False
-            self.offered += 1
+            if new:
+                self.offered += 1
             self._items.put(item)
         return True
 

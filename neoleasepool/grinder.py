@@ -150,6 +150,7 @@ class WorkGrinder:
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
         self._finished: Mailbox[_Finished] = Mailbox(self._settle_chunks)
         self._lane = DirectLane(self._lane_leftovers)
+        self._lane_watch: asyncio.TimerHandle | None = None
         self._batch_numbers = itertools.count(1)
         self._in_process = False
         self._pickled = False
@@ -220,6 +221,7 @@ class WorkGrinder:
         self._binding.require_owner("stop", "task_supervisor.stop() or the blocking facade")
         self._stopping = True
         self._lane.close()  # its runners finish what it holds, then leave
+        self._unwatch_lane()
         self._drain_inbox()
         if cancel_pending:
             self._cancelling = True
@@ -393,8 +395,11 @@ class WorkGrinder:
         counted them as submitted already)."""
         batcher = self._batcher
         accepting = self._started and batcher is not None and not batcher.done()
+        lane = self._lane
         for item in items:
             if accepting and not self._cancelling and not item.cancelled():
+                if lane.is_open and lane.offer(item, new=not counted):
+                    continue  # runners serve other threads' items now: no batch needed
                 item.state = QUEUED
                 self._accept(item, counted)
                 continue
@@ -433,6 +438,32 @@ class WorkGrinder:
         if self._pending == 1 or self._pending == self._threshold:
             assert self._wake is not None
             self._wake.set()
+        if self._lane.is_open:
+            self._watch_lane()
+
+    def _watch_lane(self) -> None:
+        """On the loop, while runners serve the lane and work waits in the
+        queue: close the lane once that work forms a batch, so that the
+        runners give their lease back for it instead of keeping it for the
+        rest of its reuse window."""
+        if not self._pending or not self._lane.is_open:
+            return
+        if self._batch_ready():
+            self._unwatch_lane()
+            self._lane.close()
+        elif self._lane_watch is None:
+            due = self._queue[0].enqueued_at + self._max_wait
+            loop = asyncio.get_running_loop()
+            self._lane_watch = loop.call_later(max(0.0, due - time.monotonic()), self._lane_due)
+
+    def _lane_due(self) -> None:
+        self._lane_watch = None
+        self._watch_lane()
+
+    def _unwatch_lane(self) -> None:
+        if self._lane_watch is not None:
+            self._lane_watch.cancel()
+            self._lane_watch = None
 
     def _item_ended(self, how: str) -> None:
         """An item's future reached its final state (any thread)."""
@@ -495,9 +526,6 @@ class WorkGrinder:
                     if timer is not None:
                         timer.cancel()
                 continue
-            # This batch needs a lease: runners serving the lane give theirs
-            # back (their lease worker then takes this batch).
-            self._lane.close()
             number = next(self._batch_numbers)
             try:
                 lease = await self._manager.acquire(
@@ -597,6 +625,7 @@ class WorkGrinder:
             future.add_done_callback(
                 lambda f, runner=runner: self._runner_finished(f, batch, runner)  # type: ignore[misc]
             )
+        self._watch_lane()  # work left in the queue still gets its batch
 
     def _runner_finished(
         self,
