@@ -13,6 +13,10 @@ with more work ready takes the next batch at once instead of going back to
 the manager.  Inside a batch, items run in chunks sized by
 :class:`~neoleasepool._chunking.ChunkPlanner`; every caller's future
 resolves as soon as its own chunk finishes (slow items run one per chunk).
+On an in-process (thread) lease, a batch holding items from other threads
+also starts runners on the lease's workers, which take further thread
+submissions straight from their callers while the lease is held (see
+:mod:`neoleasepool._lane`).
 
 Loop ownership: the async methods belong to the loop that called
 :meth:`WorkGrinder.start`; other threads use :meth:`submit_from_thread` and
