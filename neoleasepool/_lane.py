@@ -11,8 +11,8 @@ the grinder also starts *runners* on the lease's worker threads.  A runner
 serves the lane: callers put their items straight into it, and a runner
 takes each one, runs it and resolves its future, one hand-off each way, as
 a ``ThreadPoolExecutor`` does.  A runner leaves when no item came for
-``linger`` seconds, when its lease's reuse window ends or the lease stops
-being live, or when the lane closes; the batch (and so the lease) ends when
+``linger`` seconds, when its lease's reuse window ends (while the lane is
+open) or the lease stops being live, or when the lane closes; the batch (and so the lease) ends when
 its runners have left.
 
 The lane *closes* when the grinder's loop wants the lease back (it queued
@@ -158,7 +158,11 @@ class DirectLane:
         busy = 0.0
         try:
             while True:
-                if time.monotonic() > runner.until or not runner.active():
+                # Past its reuse window a runner takes nothing more, unless
+                # the lane is closed: then it finishes what the lane holds
+                # (a draining stop must not send it back to a loop that is
+                # no longer forming batches).
+                if not runner.active() or (self._open and time.monotonic() > runner.until):
                     return runner.served, busy
                 try:
                     # Open: wait up to ``linger`` for an item.  Closed: take

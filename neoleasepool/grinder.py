@@ -640,8 +640,11 @@ class WorkGrinder:
         """Done-callback of a lane runner (any thread)."""
         self._lane.leave(runner)  # a runner that never ran (cancelled) leaves here
         timing = None
-        if not future.cancelled() and future.exception() is None:
-            timing = future.result()
+        if not future.cancelled():
+            if future.exception() is None:
+                timing = future.result()
+            else:  # a bug in the lane's own code
+                self._logger.error("grinder lane runner failed", exc_info=future.exception())
         loop = self._binding.loop
         try:
             if loop is not None:

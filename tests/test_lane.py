@@ -208,6 +208,20 @@ def test_a_runner_past_its_reuse_window_takes_no_more_items(
     assert leftovers.items == [held]
 
 
+def test_a_runner_past_its_reuse_window_still_drains_a_closed_lane(
+    lane: DirectLane, sink: Sink, leftovers: Leftovers
+) -> None:
+    # A draining stop closes the lane; its items must run, not go back to a
+    # loop that no longer forms batches.
+    runner = lane.add_runner(10.0, time.monotonic() - 1, always)
+    held = item(sink, abs, -4)
+    lane.offer(held)
+    lane.close()
+    assert lane.serve(runner)[0] == 1
+    assert held.result(0) == 4
+    assert leftovers.batches == []
+
+
 def test_leftovers_wait_for_the_last_runner(
     lane: DirectLane, sink: Sink, leftovers: Leftovers
 ) -> None:
