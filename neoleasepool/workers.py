@@ -187,9 +187,11 @@ class BackgroundQueueWorker(BackgroundAsyncWorker):
             chosen if isinstance(chosen, type) else asyncio.Queue
         )
         self._queue: asyncio.Queue[Any] | None = None
+        self._stop_put: asyncio.Task[None] | None = None
 
     def _prepare(self) -> None:
         self._queue = self._queue_class()
+        self._stop_put = None
 
     def put_threadsafe(self, item: Any) -> None:
         """Queue ``item`` from any thread; cheap and non-blocking.
@@ -233,7 +235,17 @@ class BackgroundQueueWorker(BackgroundAsyncWorker):
     def send_stop_events(self) -> None:
         """Queue the stop sentinel behind the items already queued."""
         if self._queue is not None:
-            self._wake_threadsafe(self._queue.put_nowait, _STOP)
+            self._wake_threadsafe(self._queue_stop, self._queue)
+
+    def _queue_stop(self, queue: asyncio.Queue[Any]) -> None:
+        """On the worker's loop: queue the sentinel; a full bounded queue
+        gets it as soon as the worker has taken an item (the items already
+        queued still run first)."""
+        try:
+            queue.put_nowait(_STOP)
+        except asyncio.QueueFull:
+            if self._stop_put is None:
+                self._stop_put = asyncio.get_running_loop().create_task(queue.put(_STOP))
 
     def stats(self) -> dict[str, Any]:
         """As :meth:`BackgroundWorker.stats`, plus the queue length."""
@@ -244,17 +256,22 @@ class BackgroundQueueWorker(BackgroundAsyncWorker):
     async def _serve(self) -> None:
         queue = self._queue
         assert queue is not None
-        while True:
-            self.before_queue_get()
-            item = await queue.get()
-            try:
-                if item is _STOP:
-                    return
-                self.after_queue_get(item)
-                if not await self._launch(item):
-                    return
-            finally:
-                queue.task_done()
+        try:
+            while True:
+                self.before_queue_get()
+                item = await queue.get()
+                try:
+                    if item is _STOP:
+                        return
+                    self.after_queue_get(item)
+                    if not await self._launch(item):
+                        return
+                finally:
+                    queue.task_done()
+        finally:
+            if self._stop_put is not None:  # ended before its sentinel found room
+                self._stop_put.cancel()
+                self._stop_put = None
 
 
 class BackgroundEventWorker(BackgroundAsyncWorker):

@@ -21,7 +21,7 @@ import pytest
 
 from neoleasepool import LeasePoolNotStartedError, WorkGrinder
 from tests.grinder_work import square
-from tests.support import Gate, await_until, make_grinder, make_manager, outcome, run, serving
+from tests.support import Gate, await_until, make_grinder, make_manager, run, serving
 
 manager = functools.partial(make_manager, workers_per_pool=2)
 grinder = functools.partial(make_grinder, max_wait_seconds=0.05, batch_size_threshold=4)
@@ -79,7 +79,9 @@ async def lane_holding(g: WorkGrinder, gate: Gate) -> tuple[concurrent.futures.F
     return (first,)
 
 
-def offer_from_thread(g: WorkGrinder, fn: Any, values: range) -> list[concurrent.futures.Future[Any]]:
+def offer_from_thread(
+    g: WorkGrinder, fn: Any, values: range
+) -> list[concurrent.futures.Future[Any]]:
     return [g.submit_from_thread(fn, value) for value in values]
 
 

@@ -160,6 +160,54 @@ def test_stop_from_another_thread_while_threads_submit_loses_nothing(
     enqueued = grinder.stats()
     assert enqueued["items_submitted"] == len(futures) + len(answered)
     assert enqueued["items_completed"] == enqueued["items_submitted"]
+    if backend == "thread":  # the stop drained the direct lane too
+        assert enqueued["items_direct"] > 0
+
+
+def test_a_cancelling_stop_while_threads_submit_ends_every_call_once(
+    sup: TaskSupervisor, backend: str
+) -> None:
+    pool = sup.create_lease_manager("cpu", backend=backend, max_pools=1, workers_per_pool=2)
+    grinder = sup.create_work_grinder("g", pool, batch_size_threshold=8, max_wait_seconds=0.02)
+    ends: list[str] = []
+    wrong: list[object] = []
+    lock = threading.Lock()
+
+    def feed(worker: int) -> None:
+        for i in range(100_000):
+            value = worker * 1_000_000 + i
+            try:
+                result = grinder.submit(square, value, timeout=30)
+            except concurrent.futures.CancelledError:
+                end = "cancelled"
+            except LeasePoolNotStartedError:  # refused at the door: never submitted
+                with lock:
+                    ends.append("refused")
+                return
+            else:
+                end = "completed"
+                if result != value * value:
+                    wrong.append((value, result))
+            with lock:
+                ends.append(end)
+
+    feeders = [threading.Thread(target=feed, args=(n,)) for n in range(6)]
+    for feeder in feeders:
+        feeder.start()
+    wait_until(lambda: ends.count("completed") >= 200, timeout=30)
+    stopper = threading.Thread(target=lambda: sup.stop(cancel_tasks=True))
+    stopper.start()
+    stopper.join(60)
+    for feeder in feeders:
+        feeder.join(30)
+    assert not stopper.is_alive() and not any(f.is_alive() for f in feeders)
+    assert wrong == []
+    assert ends.count("refused") == 6  # each feeder ended at the door, not in a hang
+    stats = grinder.stats()
+    assert stats["items_submitted"] == ends.count("completed") + ends.count("cancelled")
+    assert stats["items_completed"] == ends.count("completed")
+    assert stats["items_cancelled"] == ends.count("cancelled")
+    assert stats["items_failed"] == 0
 
 
 def test_leases_held_by_sync_code_drain_when_the_supervisor_stops(

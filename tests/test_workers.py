@@ -234,6 +234,32 @@ def test_queue_worker_logs_an_item_a_full_bounded_queue_drops(
     assert calls.items == [1, 2]
 
 
+def test_stop_of_a_full_bounded_queue_worker_runs_what_is_queued_then_ends(
+    sup: TaskSupervisor,
+) -> None:
+    calls = Calls()
+    entered, gate = threading.Event(), threading.Event()
+
+    def slow(item: int, **kwargs: Any) -> None:
+        entered.set()
+        assert gate.wait(10)
+        calls.note(item)
+
+    worker = BackgroundQueueWorker("full", slow, supervisor=sup, q=_OneSlotQueue)
+    worker.start()
+    worker.put_threadsafe(1)
+    assert entered.wait(5)
+    worker.put_threadsafe(2)  # the one slot is taken: no room for the stop sentinel
+    wait_until(lambda: worker.stats()["queued"] == 1)
+    stopper = threading.Thread(target=worker.stop)  # wait=True: no bound to fall back on
+    stopper.start()
+    gate.set()
+    stopper.join(10)
+    assert not stopper.is_alive(), "the stop sentinel was lost on a full queue"
+    assert calls.items == [1, 2]
+    assert not worker.is_active()
+
+
 def test_queue_worker_async_put_is_for_its_own_loop(sup: TaskSupervisor) -> None:
     aloop = sup.create_aloop("qloop")
     calls = Calls()
