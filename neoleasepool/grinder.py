@@ -68,17 +68,29 @@ _CANCELLED = (asyncio.CancelledError, concurrent.futures.CancelledError)
 
 
 class _Batch:
-    """Items running under one lease, and how many chunks are still out."""
+    """Calls (chunks and lane runners) running under one lease.
 
-    __slots__ = ("done", "items", "lease", "outstanding")
+    ``room`` is set once at most ``spare`` calls are out, that is when none
+    waits behind the ones running and the lease's worker can feed it the
+    next batch; ``done`` once none is out.
+    """
 
-    def __init__(
-        self, lease: ExecutorLease, items: list[Item], done: asyncio.Future[None]
-    ) -> None:
+    __slots__ = ("done", "lease", "outstanding", "room", "spare")
+
+    def __init__(self, lease: ExecutorLease, loop: asyncio.AbstractEventLoop) -> None:
         self.lease = lease
-        self.items = items
         self.outstanding = 0
-        self.done = done
+        self.spare = 0
+        self.room: asyncio.Future[None] = loop.create_future()
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def settled(self, calls: int = 1) -> None:
+        """``calls`` of the batch's calls ended (0: check after submitting)."""
+        self.outstanding -= calls
+        if self.outstanding <= self.spare and not self.room.done():
+            self.room.set_result(None)
+        if self.outstanding <= 0 and not self.done.done():
+            self.done.set_result(None)
 
 
 #: A finished chunk on its way to the loop: its future, items, batch, the
@@ -149,6 +161,7 @@ class WorkGrinder:
         self._batcher: asyncio.Task[None] | None = None
         self._crash: BaseException | None = None  # why the batcher died, if it did
         self._workers: set[asyncio.Task[None]] = set()
+        self._batches_open = 0
         self._running: set[Item] = set()
         self._chunks: set[concurrent.futures.Future[Any]] = set()
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
@@ -168,7 +181,7 @@ class WorkGrinder:
         state = "stopping" if self._stopping else ("started" if self._started else "idle")
         return (
             f"<WorkGrinder {state} pending={self._pending} "
-            f"batches_in_flight={len(self._workers)} threshold={self._threshold}>"
+            f"batches_in_flight={self._batches_open} threshold={self._threshold}>"
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -241,6 +254,7 @@ class WorkGrinder:
             await asyncio.gather(*running, return_exceptions=True)
         self._started = False
         self._stopping = False  # stopped now, no longer stopping
+        self._batches_open = 0  # a cancelling stop abandons batches mid-way
         self._batcher = None
         self._drain_inbox()
         self._binding.unbind()
@@ -574,21 +588,37 @@ class WorkGrinder:
         return items
 
     async def _lease_worker(self, lease: ExecutorLease, items: list[Item]) -> None:
-        """Run batches under one lease while more work is ready."""
+        """Feed batches to one lease while more work is ready.
+
+        The next batch goes in as soon as no call of the last one waits
+        behind the running ones, so the pool's workers do not idle between
+        batches; the lease goes back once every batch on it has ended.
+        """
         reuse_until = lease.soft_expires_at - lease.lease_seconds / 2
+        running: list[_Batch] = []
         try:
             while items:
                 self._counts["batches"] += 1
-                await self._run_batch(lease, items, reuse_until)
-                if self._cancelling or not self._batch_ready() or time.monotonic() > reuse_until:
+                batch = self._start_batch(lease, items, reuse_until)
+                running.append(batch)
+                await batch.room
+                running = [b for b in running if not b.done.done()]
+                if (
+                    self._cancelling
+                    or not lease.active
+                    or not self._batch_ready()
+                    or time.monotonic() > reuse_until
+                ):
                     break
                 items = self._take_batch()
+            for batch in running:
+                await batch.done
         finally:
             await lease.release()
 
-    async def _run_batch(self, lease: ExecutorLease, items: list[Item], until: float) -> None:
-        loop = asyncio.get_running_loop()
-        batch = _Batch(lease, items, loop.create_future())
+    def _start_batch(self, lease: ExecutorLease, items: list[Item], until: float) -> _Batch:
+        """Hand ``items`` to ``lease`` in chunks (and lane runners); return the batch."""
+        batch = _Batch(lease, asyncio.get_running_loop())
         workers = getattr(self._manager, "workers_per_pool", 1)
         size = self._planner.chunk_size(len(items), workers)
         for start in range(0, len(items), size):
@@ -599,9 +629,21 @@ class WorkGrinder:
                 break
         else:
             if self._wants_runners(items):
+                # Runners serve until they leave: nothing may queue behind them.
                 self._start_runners(batch, workers, until)
-        if batch.outstanding:
-            await batch.done
+            elif self._in_process:
+                # Keep a round of calls queued behind the running ones, so the
+                # loop's lag in settling them does not idle the workers.  Out
+                # of process the next batch waits for this one to end: a
+                # crashed worker fails every call queued in its pool.
+                batch.spare = 2 * workers
+        self._batches_open += 1
+        batch.done.add_done_callback(self._batch_closed)
+        batch.settled(0)
+        return batch
+
+    def _batch_closed(self, _done: asyncio.Future[None]) -> None:
+        self._batches_open = max(0, self._batches_open - 1)
 
     def _wants_runners(self, items: list[Item]) -> bool:
         """Whether a batch should also serve the lane: on an in-process
@@ -791,9 +833,7 @@ class WorkGrinder:
             elif item.outcome is not None:
                 # The worker already resolved thread items (_chunk_finished).
                 self._end(item, item.outcome, resolved=type(item) is ThreadItem)
-        batch.outstanding -= 1
-        if batch.outstanding == 0 and not batch.done.done():
-            batch.done.set_result(None)
+        batch.settled()
 
     def _end(self, item: Item, outcome: tuple[bool, Any], resolved: bool = False) -> None:
         item.state = ENDED
@@ -836,7 +876,7 @@ class WorkGrinder:
             "max_wait_seconds": self._max_wait,
             "lease_seconds": self._lease_seconds,
             "oldest_wait_seconds": oldest,
-            "batches_in_flight": len(self._workers),
+            "batches_in_flight": self._batches_open,
             "leases_held": len(self._workers),
             "running": len(self._running),
             "items_submitted": self._counts["submitted"] + self._lane.offered,

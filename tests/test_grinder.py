@@ -352,6 +352,33 @@ def test_the_grinder_keeps_forming_batches_while_earlier_ones_run() -> None:
     run(main())
 
 
+def test_a_lease_takes_the_next_batch_while_its_last_one_still_runs() -> None:
+    async def main() -> None:
+        # One pool of two workers: the next batch can only run on the lease
+        # that still runs the gated batch, on its free worker.
+        mgr = manager(max_pools=1, workers_per_pool=2)
+        g = grinder(mgr, batch_size_threshold=1, max_wait_seconds=60.0)
+        async with serving(mgr, g):
+            gate = Gate()
+            try:
+                # Three one-item batches ready at once (enqueue does not yield).
+                blocked = await g.enqueue(gate)
+                later = [await g.enqueue(square, 6), await g.enqueue(square, 7)]
+                await gate.wait_started()
+                assert await asyncio.wait_for(asyncio.gather(*later), 10) == [36, 49]
+                stats = g.stats()
+                assert not blocked.done()
+                assert stats["leases_held"] == 1 and stats["leases_acquired"] == 1
+                assert stats["batches_in_flight"] == 1  # the gated one
+                gate.opened.set()
+                assert await blocked == "gate"
+                await await_until(lambda: g.stats()["batches_in_flight"] == 0)
+            finally:
+                gate.opened.set()
+
+    run(main())
+
+
 def test_each_future_resolves_when_its_own_item_finishes() -> None:
     async def main() -> None:
         mgr = manager(workers_per_pool=2)

@@ -81,13 +81,13 @@ async def _batching_case(seed: int) -> tuple[int, int]:
     )
     await grinder.start()
     sizes: list[int] = []
-    original = grinder._run_batch
+    original = grinder._start_batch
 
-    async def recording(lease: Any, items: list[Any], *rest: Any) -> None:
+    def recording(lease: Any, items: list[Any], *rest: Any) -> Any:
         sizes.append(len(items))
-        await original(lease, items, *rest)
+        return original(lease, items, *rest)
 
-    grinder._run_batch = recording  # type: ignore[method-assign]
+    grinder._start_batch = recording  # type: ignore[method-assign]
     futures = []
     for i in range(n):
         futures.append(await grinder.enqueue(time.monotonic))
