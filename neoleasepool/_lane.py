@@ -1,4 +1,4 @@
-"""Thread submissions handed straight to leased worker threads (layer 2).
+"""Thread submissions handed straight to idle leased worker threads (layer 2).
 
 On the grinder's normal path an item submitted from another thread crosses
 two threads before it runs: the caller posts it to the grinder's loop, and
@@ -6,24 +6,31 @@ the loop hands a batch to a leased pool.  For tiny items those hand-offs are
 most of the cost.  A :class:`DirectLane` removes the loop from that path
 while a lease is already held.
 
-When a batch on an in-process (thread) lease holds items from other threads,
-the grinder also starts *runners* on the lease's worker threads.  A runner
-serves the lane: callers put their items straight into it, and a runner
-takes each one, runs it and resolves its future, one hand-off each way, as
-a ``ThreadPoolExecutor`` does.  A runner leaves when no item came for
-``linger`` seconds, when its lease's reuse window ends (while the lane is
-open) or the lease stops being live, or when the lane closes; the batch (and so the lease) ends when
-its runners have left.
+When a batch holding items from other threads runs on an in-process (thread)
+lease, the grinder also queues *runners* on the lease's worker threads.  A
+runner serves the lane: while it waits for work it is *idle*, and a caller's
+item goes straight to an idle runner, which runs it and resolves its future,
+one hand-off each way, as a ``ThreadPoolExecutor`` does.
 
-The lane *closes* when the grinder's loop wants the lease back (it queued
-work that must go through a batch) and when the grinder stops: offers then
-fail, so callers go back to the loop's path, and runners finish what the
-lane holds before they leave.  Adding a runner reopens it.
+The lane takes an item only if an idle runner is there for it (more items
+waiting than idle runners are refused), so an item never waits behind a busy
+or stuck worker, and a job that submits to its own grinder and waits cannot
+deadlock on its own thread: a refused item takes the loop's path.
 
-Exactly once: an offer succeeds only under the lock while a runner is
-registered and the lane is open, and the last runner to leave takes what is
-left under the same lock, handing it to ``on_leftovers`` (the loop's path).
-Every item the lane accepts is therefore run, cancelled, or handed back.
+A runner leaves when no item came for ``linger`` seconds, when its lease's
+reuse window ends (while the lane is open) or the lease stops being live,
+or when the lane closes; the batch (and so the lease) ends when its runners
+have left.  The lane *closes* when the grinder's loop wants the lease back
+(work queued on the loop forms a batch) and when the grinder stops: offers
+then fail, and runners finish what the lane holds before they leave.
+Adding a runner reopens it.  Each run of the grinder gets a fresh lane, so
+runners left over from a cancelling stop cannot serve the next run.
+
+Exactly once: an offer succeeds only under the lock, and only while more
+runners are idle than items wait; a runner that stops serving hands the
+items it leaves without an idle runner to ``on_leftovers`` (the loop's path),
+or cancels them if the lane was closed with ``cancel``.  Every item the lane
+accepts is therefore run, cancelled, or handed back.
 """
 
 from __future__ import annotations
@@ -44,15 +51,16 @@ LINGER_SECONDS = 0.005
 
 
 class LaneRunner:
-    """One runner's registration: its limits, and whether it has left."""
+    """One runner's registration: its limits, its current item, and whether it has left."""
 
-    __slots__ = ("active", "left", "linger", "served", "until")
+    __slots__ = ("active", "current", "left", "linger", "served", "until")
 
     def __init__(self, linger: float, until: float, active: Callable[[], bool]) -> None:
         self.linger = linger
         self.until = until
         self.active = active
         self.left = False
+        self.current: ThreadItem | None = None  # the item it runs now
         self.served = 0  # written only by the thread serving it
 
     def __repr__(self) -> str:
@@ -73,6 +81,8 @@ class DirectLane:
         self._lock = threading.Lock()
         self._items: queue.SimpleQueue[ThreadItem | None] = queue.SimpleQueue()
         self._runners: set[LaneRunner] = set()
+        self._idle = 0  # runners waiting for an item
+        self._waiting = 0  # items accepted and not yet taken by a runner
         self._open = False
         self._cancelling = False
         self._served_by_gone = 0
@@ -81,13 +91,19 @@ class DirectLane:
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
         return (
-            f"<DirectLane {state} runners={len(self._runners)} holding={self._items.qsize()}>"
+            f"<DirectLane {state} runners={len(self._runners)} idle={self._idle} "
+            f"waiting={self._waiting}>"
         )
 
     @property
     def runners(self) -> int:
-        """Runners registered and not yet left."""
+        """Runners registered and not yet left (idle, busy or not started)."""
         return len(self._runners)
+
+    @property
+    def idle(self) -> int:
+        """Runners waiting for an item now."""
+        return self._idle
 
     @property
     def served(self) -> int:
@@ -97,19 +113,21 @@ class DirectLane:
 
     @property
     def is_open(self) -> bool:
-        """Whether offers are taken now (runners serve, and it is not closed)."""
+        """Whether the lane takes offers at all (it may still refuse one
+        when no runner is idle)."""
         return self._open
 
     def offer(self, item: ThreadItem, *, new: bool = True) -> bool:
-        """Hand ``item`` to the runners if any is serving; ``False`` if not.
+        """Hand ``item`` to an idle runner; ``False`` if none is free for it.
 
         Args:
             new: Count ``item`` in :attr:`offered` (``False`` for an item
                 the grinder counted already).
         """
         with self._lock:
-            if not self._open:
+            if not self._open or self._waiting >= self._idle:
                 return False
+            self._waiting += 1
             if new:
                 self.offered += 1
             self._items.put(item)
@@ -120,77 +138,112 @@ class DirectLane:
 
         Args:
             linger: Seconds the runner waits for a next item before leaving.
-            until: ``time.monotonic()`` after which it takes no more items.
+            until: ``time.monotonic()`` after which it takes no more items
+                while the lane is open.
             active: Whether its lease still takes work (any thread).
+
+        Raises:
+            RuntimeError: If the lane was closed with ``cancel`` (it is done).
         """
         runner = LaneRunner(linger, until, active)
         with self._lock:
+            if self._cancelling:
+                raise RuntimeError("this lane was cancelled; the grinder starts a new one")
             self._runners.add(runner)
             self._open = True
-            self._cancelling = False
         return runner
 
     def close(self, *, cancel: bool = False) -> None:
         """Refuse new offers; runners finish what the lane holds and leave.
 
-        With ``cancel``, the items the lane holds are cancelled instead, and
-        items still running end cancelled.
+        With ``cancel``, the items the lane holds are cancelled instead, so
+        are the items runners are running now (their callables finish; the
+        results are dropped), and the lane stays closed for good.
         """
         with self._lock:
             self._open = False
+            doomed: list[ThreadItem] = []
             if cancel:
                 self._cancelling = True
-            held = self._take_all_locked() if cancel else []
-            wake = len(self._runners)
-        for item in held:
-            item.state = ENDED
-            item.cancel()
-        for _ in range(wake):
-            self._items.put(None)  # wakes a waiting runner to see the lane closed
+                doomed = self._take_locked(self._waiting)
+                doomed += [r.current for r in self._runners if r.current is not None]
+            for _ in range(self._idle):
+                self._items.put(None)  # wakes an idle runner to see the lane closed
+        _cancel(doomed)
 
     def serve(self, runner: LaneRunner) -> tuple[int, float]:
         """Run the lane's items on this (worker) thread until ``runner`` leaves.
 
         Returns:
-            How many items ran, and the seconds they took.
+            How many items it ran, and the seconds they took.
         """
         get = self._items.get
+        lock = self._lock
         busy = 0.0
         try:
             while True:
-                # Past its reuse window a runner takes nothing more, unless
-                # the lane is closed: then it finishes what the lane holds
-                # (a draining stop must not send it back to a loop that is
-                # no longer forming batches).
-                if not runner.active() or (self._open and time.monotonic() > runner.until):
+                if not runner.active():
                     return runner.served, busy
+                with lock:
+                    if self._open and time.monotonic() > runner.until:
+                        return runner.served, busy
+                    block = self._open
+                    if block:
+                        self._idle += 1
                 try:
                     # Open: wait up to ``linger`` for an item.  Closed: take
                     # what the lane still holds, without waiting.
-                    item = get(self._open, runner.linger)
+                    item = get(block, runner.linger)
                 except queue.Empty:
+                    if block:
+                        with lock:
+                            self._idle -= 1
+                            if self._waiting > self._idle:
+                                continue  # an item was promised as the wait ran out
                     return runner.served, busy
-                if item is None:
-                    continue
-                fn = item.fn
-                if fn is None or item.cancelled():
-                    continue
-                start = time.perf_counter()
-                outcome = call_captured(fn, item.args, item.kwargs)
-                busy += time.perf_counter() - start
-                runner.served += 1
-                item.fn, item.args, item.kwargs = None, (), {}
-                item.state = ENDED
-                if self._cancelling:
-                    item.cancel()
-                else:
-                    item.resolve(outcome)
+                with lock:
+                    if block:
+                        self._idle -= 1
+                    if item is None:
+                        if block:
+                            continue  # woken: the lane closed
+                        # A wake-up meant for a runner still waiting: leave
+                        # it to that one, which drains what is left.
+                        self._items.put(None)
+                        return runner.served, busy
+                    self._waiting -= 1
+                    runner.current = item
+                seconds = self._run(item)
+                runner.current = None
+                if seconds is not None:
+                    busy += seconds
+                    runner.served += 1
         finally:
             self.leave(runner)
 
+    def _run(self, item: ThreadItem) -> float | None:
+        """Run ``item`` unless its caller cancelled it; the seconds it took."""
+        fn = item.fn
+        if fn is None or item.cancelled():
+            return None
+        start = time.perf_counter()
+        outcome = call_captured(fn, item.args, item.kwargs)
+        seconds = time.perf_counter() - start
+        item.fn, item.args, item.kwargs = None, (), {}
+        item.state = ENDED
+        if self._cancelling:
+            item.cancel()
+        else:
+            item.resolve(outcome)
+        return seconds
+
     def leave(self, runner: LaneRunner) -> None:
-        """Unregister ``runner`` (idempotent); the last one out hands what is
-        left to ``on_leftovers``.  Also called when a runner never ran."""
+        """Unregister ``runner`` (idempotent).
+
+        Items that the remaining idle runners cannot all take go to
+        ``on_leftovers`` (cancelled instead after a cancelling close).  Also
+        called for a runner that never ran.
+        """
         with self._lock:
             if runner.left:
                 return
@@ -198,26 +251,40 @@ class DirectLane:
             self._served_by_gone += runner.served
             self._runners.discard(runner)
             if self._runners:
-                return
-            self._open = False
-            leftovers = self._take_all_locked()
-        if leftovers:
+                leftovers = self._take_locked(self._waiting - self._idle)
+            else:  # the last one out empties the lane, wake-ups included
+                self._open = False
+                leftovers = self._take_locked(None)
+            cancelling = self._cancelling
+        if cancelling:
+            _cancel(leftovers)
+        elif leftovers:
             self._on_leftovers(leftovers)
 
-    def _take_all_locked(self) -> list[ThreadItem]:
+    def _take_locked(self, count: int | None) -> list[ThreadItem]:
+        """Take up to ``count`` waiting items (fewer if runners got there
+        first); ``None`` empties the queue, wake-ups included."""
         items: list[ThreadItem] = []
-        while True:
+        while count is None or len(items) < count:
             try:
                 item = self._items.get_nowait()
             except queue.Empty:
-                return items
+                break
             if item is not None:
                 items.append(item)
+        self._waiting -= len(items)
+        return items
 
     def stats(self) -> dict[str, Any]:
-        """Runners, items waiting, and items served so far."""
+        """Runners, items waiting for one, and items served so far."""
         return {
             "lane_runners": len(self._runners),
-            "lane_waiting": self._items.qsize(),
+            "lane_waiting": self._waiting,
             "items_direct": self.served,
         }
+
+
+def _cancel(items: list[ThreadItem]) -> None:
+    for item in items:
+        item.state = ENDED
+        item.cancel()

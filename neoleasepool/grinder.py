@@ -67,28 +67,51 @@ _default_logger = logging.getLogger("neoleasepool.grinder")
 _CANCELLED = (asyncio.CancelledError, concurrent.futures.CancelledError)
 
 
-class _Batch:
-    """Calls (chunks and lane runners) running under one lease.
+class _Load:
+    """Calls out on one lease, across its batches; ``spare`` is how many may
+    still be out when its worker feeds it the next batch."""
 
-    ``room`` is set once at most ``spare`` calls are out, that is when none
-    waits behind the ones running and the lease's worker can feed it the
-    next batch; ``done`` once none is out.
-    """
+    __slots__ = ("outstanding", "room", "spare")
 
-    __slots__ = ("done", "lease", "outstanding", "room", "spare")
-
-    def __init__(self, lease: ExecutorLease, loop: asyncio.AbstractEventLoop) -> None:
-        self.lease = lease
+    def __init__(self, spare: int) -> None:
+        self.spare = spare
         self.outstanding = 0
-        self.spare = 0
-        self.room: asyncio.Future[None] = loop.create_future()
-        self.done: asyncio.Future[None] = loop.create_future()
+        self.room: asyncio.Future[None] | None = None
 
-    def settled(self, calls: int = 1) -> None:
-        """``calls`` of the batch's calls ended (0: check after submitting)."""
-        self.outstanding -= calls
-        if self.outstanding <= self.spare and not self.room.done():
+    async def wait_for_room(self) -> None:
+        """Return once at most ``spare`` calls are out."""
+        if self.outstanding > self.spare:
+            self.room = asyncio.get_running_loop().create_future()
+            await self.room
+
+    def settled(self) -> None:
+        self.outstanding -= 1
+        if self.room is not None and self.outstanding <= self.spare and not self.room.done():
             self.room.set_result(None)
+
+
+class _Batch:
+    """Calls (chunks and lane runners) running under one lease; ``done`` is
+    set once none is out."""
+
+    __slots__ = ("done", "lease", "load", "outstanding", "runners")
+
+    def __init__(self, lease: ExecutorLease, load: _Load) -> None:
+        self.lease = lease
+        self.load = load
+        self.outstanding = 0
+        self.runners = False  # lane runners serve from its lease's workers
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def sent(self) -> None:
+        """One more call of the batch was handed to the lease."""
+        self.outstanding += 1
+        self.load.outstanding += 1
+
+    def settled(self) -> None:
+        """One of the batch's calls ended."""
+        self.outstanding -= 1
+        self.load.settled()
         if self.outstanding <= 0 and not self.done.done():
             self.done.set_result(None)
 
@@ -161,12 +184,13 @@ class WorkGrinder:
         self._batcher: asyncio.Task[None] | None = None
         self._crash: BaseException | None = None  # why the batcher died, if it did
         self._workers: set[asyncio.Task[None]] = set()
-        self._batches_open = 0
+        self._open_batches: set[_Batch] = set()
         self._running: set[Item] = set()
         self._chunks: set[concurrent.futures.Future[Any]] = set()
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
         self._finished: Mailbox[_Finished] = Mailbox(self._settle_chunks)
         self._lane = DirectLane(self._lane_leftovers)
+        self._served_before = 0
         self._lane_watch: asyncio.TimerHandle | None = None
         self._batch_numbers = itertools.count(1)
         self._in_process = False
@@ -181,7 +205,7 @@ class WorkGrinder:
         state = "stopping" if self._stopping else ("started" if self._started else "idle")
         return (
             f"<WorkGrinder {state} pending={self._pending} "
-            f"batches_in_flight={self._batches_open} threshold={self._threshold}>"
+            f"batches_in_flight={len(self._open_batches)} threshold={self._threshold}>"
         )
 
     # ------------------------------------------------------------ lifecycle
@@ -209,6 +233,10 @@ class WorkGrinder:
                 "WorkGrinder.start() must run on the loop that started its manager"
             )
         backend = getattr(self._manager, "backend", None)
+        # A fresh lane per run: runners of an earlier run cannot serve this one.
+        self._counts["submitted"] += self._lane.offered
+        self._served_before += self._lane.served
+        self._lane = DirectLane(self._lane_leftovers)
         self._in_process = backend == "thread"
         self._pickled = backend in ("process", "interpreter")
         self._wake = asyncio.Event()
@@ -254,7 +282,7 @@ class WorkGrinder:
             await asyncio.gather(*running, return_exceptions=True)
         self._started = False
         self._stopping = False  # stopped now, no longer stopping
-        self._batches_open = 0  # a cancelling stop abandons batches mid-way
+        self._open_batches = set()  # a cancelling stop abandons batches mid-way
         self._batcher = None
         self._drain_inbox()
         self._binding.unbind()
@@ -590,18 +618,24 @@ class WorkGrinder:
     async def _lease_worker(self, lease: ExecutorLease, items: list[Item]) -> None:
         """Feed batches to one lease while more work is ready.
 
-        The next batch goes in as soon as no call of the last one waits
-        behind the running ones, so the pool's workers do not idle between
-        batches; the lease goes back once every batch on it has ended.
+        On an in-process lease the next batch goes in once at most two
+        rounds of calls are out on the lease (so settling lag never idles
+        its workers, and no lease hoards the backlog); out of process, and
+        after a batch with lane runners, once every call on it has ended.
+        The lease goes back when every batch on it has ended.
         """
         reuse_until = lease.soft_expires_at - lease.lease_seconds / 2
+        workers = getattr(self._manager, "workers_per_pool", 1)
+        load = _Load(2 * workers if self._in_process else 0)
         running: list[_Batch] = []
         try:
             while items:
                 self._counts["batches"] += 1
-                batch = self._start_batch(lease, items, reuse_until)
+                batch = self._start_batch(lease, load, items, reuse_until)
                 running.append(batch)
-                await batch.room
+                if batch.runners:
+                    await batch.done  # nothing may queue behind runners
+                await load.wait_for_room()
                 running = [b for b in running if not b.done.done()]
                 if (
                     self._cancelling
@@ -616,9 +650,11 @@ class WorkGrinder:
         finally:
             await lease.release()
 
-    def _start_batch(self, lease: ExecutorLease, items: list[Item], until: float) -> _Batch:
+    def _start_batch(
+        self, lease: ExecutorLease, load: _Load, items: list[Item], until: float
+    ) -> _Batch:
         """Hand ``items`` to ``lease`` in chunks (and lane runners); return the batch."""
-        batch = _Batch(lease, asyncio.get_running_loop())
+        batch = _Batch(lease, load)
         workers = getattr(self._manager, "workers_per_pool", 1)
         size = self._planner.chunk_size(len(items), workers)
         for start in range(0, len(items), size):
@@ -629,21 +665,14 @@ class WorkGrinder:
                 break
         else:
             if self._wants_runners(items):
-                # Runners serve until they leave: nothing may queue behind them.
                 self._start_runners(batch, workers, until)
-            elif self._in_process:
-                # Keep a round of calls queued behind the running ones, so the
-                # loop's lag in settling them does not idle the workers.  Out
-                # of process the next batch waits for this one to end: a
-                # crashed worker fails every call queued in its pool.
-                batch.spare = 2 * workers
-        self._batches_open += 1
-        batch.done.add_done_callback(self._batch_closed)
-        batch.settled(0)
+        if batch.outstanding:
+            opened = self._open_batches
+            opened.add(batch)
+            batch.done.add_done_callback(lambda _done: opened.discard(batch))
+        else:
+            batch.done.set_result(None)
         return batch
-
-    def _batch_closed(self, _done: asyncio.Future[None]) -> None:
-        self._batches_open = max(0, self._batches_open - 1)
 
     def _wants_runners(self, items: list[Item]) -> bool:
         """Whether a batch should also serve the lane: on an in-process
@@ -657,19 +686,20 @@ class WorkGrinder:
 
     def _start_runners(self, batch: _Batch, workers: int, until: float) -> None:
         """Queue a lane runner per worker of the batch's lease, behind its chunks."""
-        lease = batch.lease
+        lease, lane = batch.lease, self._lane
         linger = min(self._max_wait, LINGER_SECONDS)
         for _ in range(workers):
-            runner = self._lane.add_runner(linger, until, lambda: lease.active)
+            runner = lane.add_runner(linger, until, lambda: lease.active)
             try:
-                future = lease.executor.submit(self._lane.serve, runner)
+                future = lease.executor.submit(lane.serve, runner)
             except Exception:
-                self._lane.leave(runner)
+                lane.leave(runner)
                 return  # the lease ended meanwhile: its batch's chunks tell why
-            batch.outstanding += 1
+            batch.sent()
+            batch.runners = True
             self._chunks.add(future)
             future.add_done_callback(
-                lambda f, runner=runner: self._runner_finished(f, batch, runner)  # type: ignore[misc]
+                lambda f, runner=runner: self._runner_finished(f, batch, lane, runner)  # type: ignore[misc]
             )
         self._watch_lane()  # work left in the queue still gets its batch
 
@@ -677,10 +707,11 @@ class WorkGrinder:
         self,
         future: concurrent.futures.Future[tuple[int, float]],
         batch: _Batch,
+        lane: DirectLane,
         runner: LaneRunner,
     ) -> None:
         """Done-callback of a lane runner (any thread)."""
-        self._lane.leave(runner)  # a runner that never ran (cancelled) leaves here
+        lane.leave(runner)  # a runner that never ran (cancelled) leaves here
         timing = None
         if not future.cancelled():
             if future.exception() is None:
@@ -711,7 +742,7 @@ class WorkGrinder:
             calls = [(i.fn, i.args, i.kwargs) for i in chunk if i.fn is not None]
             runner = run_calls_pickled if self._pickled else run_calls
             future = batch.lease.executor.submit(runner, calls)
-        batch.outstanding += 1
+        batch.sent()
         self._chunks.add(future)
         future.add_done_callback(
             lambda f, chunk=chunk: self._chunk_finished(f, chunk, batch)  # type: ignore[misc]
@@ -876,7 +907,7 @@ class WorkGrinder:
             "max_wait_seconds": self._max_wait,
             "lease_seconds": self._lease_seconds,
             "oldest_wait_seconds": oldest,
-            "batches_in_flight": self._batches_open,
+            "batches_in_flight": len(self._open_batches),
             "leases_held": len(self._workers),
             "running": len(self._running),
             "items_submitted": self._counts["submitted"] + self._lane.offered,
@@ -888,6 +919,7 @@ class WorkGrinder:
             "chunking": "auto" if self._planner.fixed is None else self._planner.fixed,
             "avg_item_seconds": self._planner.avg_item_seconds,
             **self._lane.stats(),
+            "items_direct": self._served_before + self._lane.served,
         }
 
     async def astats(self) -> Stats:

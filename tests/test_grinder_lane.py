@@ -17,8 +17,6 @@ import threading
 import time
 from typing import Any
 
-import pytest
-
 from neoleasepool import LeasePoolNotStartedError, WorkGrinder
 from tests.grinder_work import square
 from tests.support import Gate, await_until, make_grinder, make_manager, run, serving
@@ -70,13 +68,23 @@ class Callers:
         assert not any(t.is_alive() for t in self._threads), "a caller thread hung"
 
 
-async def lane_holding(g: WorkGrinder, gate: Gate) -> tuple[concurrent.futures.Future[Any], ...]:
-    """Run ``gate`` in a batch of its own on the only worker, wait for the
-    batch's runner to open the lane, and return the gate's future."""
+async def gate_on_the_only_worker(g: WorkGrinder, gate: Gate) -> concurrent.futures.Future[Any]:
+    """Run ``gate`` from a thread in a batch of its own on the only worker,
+    with the batch's lane runner queued behind it; return its future."""
     first = await asyncio.to_thread(g.submit_from_thread, gate)
     await gate.wait_started()
     await await_until(lambda: g.stats()["lane_runners"] == 1)
-    return (first,)
+    return first
+
+
+async def gate_in_the_lane(g: WorkGrinder, gate: Gate) -> concurrent.futures.Future[Any]:
+    """Get a runner idle on the only worker, then run ``gate`` on it through
+    the lane; return its future."""
+    assert await asyncio.wrap_future(await asyncio.to_thread(g.submit_from_thread, square, 2)) == 4
+    await await_until(lambda: g._lane.idle == 1)
+    first = await asyncio.to_thread(g.submit_from_thread, gate)
+    await gate.wait_started()
+    return first
 
 
 def offer_from_thread(
@@ -137,90 +145,90 @@ def test_work_that_needs_a_batch_is_not_held_up_by_a_busy_lane() -> None:
     run(main())
 
 
-def test_a_draining_stop_runs_the_items_waiting_in_the_lane() -> None:
+def test_a_draining_stop_ends_every_item_of_threads_using_the_lane() -> None:
     async def main() -> None:
-        mgr = manager(workers_per_pool=1)
-        g = grinder(mgr, batch_size_threshold=1)
-        gate = Gate()
+        mgr = manager()
+        g = grinder(mgr)
         async with serving(mgr, g):
-            (first,) = await lane_holding(g, gate)
-            waiting = await asyncio.to_thread(offer_from_thread, g, square, range(5))
-            assert g.stats()["lane_waiting"] == 5
-            stopping = asyncio.ensure_future(g.stop())
-            await await_until(lambda: g.stats()["stopping"])
-            with pytest.raises(LeasePoolNotStartedError):
-                await asyncio.to_thread(g.submit_from_thread, square, 99)
-            gate.opened.set()
-            await asyncio.wait_for(stopping, 30)
-            assert first.result(0) == "gate"
-            assert [f.result(0) for f in waiting] == [n * n for n in range(5)]
+            async with Callers(g, threads=6) as callers:
+                await await_until(lambda: g.stats()["items_direct"] > 50, timeout=30)
+                await asyncio.wait_for(g.stop(), 30)
             stats = g.stats()
-            assert stats["items_direct"] == 5
-            assert stats["items_submitted"] == stats["items_completed"] == 6
+            assert callers.wrong == []
+            assert stats["items_submitted"] == stats["items_completed"] == callers.calls
+            assert stats["lane_runners"] == 0
 
     run(main())
 
 
-def test_a_cancelling_stop_cancels_the_items_waiting_in_the_lane() -> None:
+def test_a_cancelling_stop_cancels_an_item_running_in_the_lane() -> None:
     async def main() -> None:
         mgr = manager(workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=1)
         gate = Gate()
-        calls: list[int] = []
         async with serving(mgr, g):
-            (first,) = await lane_holding(g, gate)
-            waiting = await asyncio.to_thread(offer_from_thread, g, calls.append, range(5))
+            running = await gate_in_the_lane(g, gate)
             await asyncio.wait_for(g.stop(cancel_pending=True), 30)
-            assert all(f.cancelled() for f in waiting)
-            assert first.cancelled(), "the running item's result was not discarded"
+            assert running.cancelled(), "the running item's result was not discarded"
             gate.opened.set()
             stats = g.stats()
-            assert stats["items_submitted"] == stats["items_cancelled"] == 6
-        assert calls == [], "a cancelled item ran"
+            assert stats["items_submitted"] == 2
+            assert (stats["items_completed"], stats["items_cancelled"]) == (1, 1)
 
     run(main())
 
 
-def test_an_item_cancelled_by_its_caller_in_the_lane_never_runs() -> None:
+def test_items_are_not_left_waiting_behind_a_busy_worker() -> None:
+    async def main() -> None:
+        # The only worker runs a gated call with the lane's runner queued
+        # behind it; a thread's item must take a batch on the second pool.
+        mgr = manager(max_pools=2, workers_per_pool=1)
+        g = grinder(mgr, batch_size_threshold=1)
+        gate = Gate()
+        async with serving(mgr, g):
+            try:
+                first = await gate_on_the_only_worker(g, gate)
+                later = await asyncio.to_thread(g.submit_from_thread, square, 9)
+                assert await asyncio.wait_for(asyncio.wrap_future(later), 10) == 81
+                assert not first.done()
+                assert g.stats()["items_direct"] == 0
+            finally:
+                gate.opened.set()
+            assert await asyncio.wrap_future(first) == "gate"
+
+    run(main())
+
+
+def test_a_job_that_submits_to_its_own_grinder_and_waits_does_not_deadlock() -> None:
+    async def main() -> None:
+        mgr = manager(max_pools=2, workers_per_pool=1)
+        g = grinder(mgr, batch_size_threshold=1)
+
+        def outer() -> int:
+            return int(g.submit_from_thread(square, 10).result(20))
+
+        async with serving(mgr, g):
+            for _ in range(3):  # later rounds find the lane open
+                future = await asyncio.to_thread(g.submit_from_thread, outer)
+                assert await asyncio.wait_for(asyncio.wrap_future(future), 30) == 100
+
+    run(main())
+
+
+def test_items_queued_while_no_runner_is_idle_go_through_a_batch_exactly_once() -> None:
     async def main() -> None:
         mgr = manager(workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=1)
         gate = Gate()
-        calls: list[int] = []
         async with serving(mgr, g):
-            (first,) = await lane_holding(g, gate)
-            waiting = await asyncio.to_thread(offer_from_thread, g, calls.append, range(4))
-            assert waiting[1].cancel()
-            gate.opened.set()
-            for future in (first, waiting[0], waiting[2], waiting[3]):
-                await asyncio.wrap_future(future)
-            await await_until(lambda: ends(g) == 5)
-            stats = g.stats()
-            assert (stats["items_completed"], stats["items_cancelled"]) == (4, 1)
-        assert calls == [0, 2, 3]
-
-    run(main())
-
-
-def test_items_a_runner_cannot_take_go_back_through_a_batch_exactly_once() -> None:
-    async def main() -> None:
-        mgr = manager(workers_per_pool=1)
-        # A 0.2 s lease is reused for at most 0.1 s: once the gate has held
-        # the only worker longer, the runner queued behind it takes nothing.
-        g = grinder(mgr, batch_size_threshold=1, lease_seconds=0.2)
-        gate = Gate()
-        async with serving(mgr, g):
-            leased_at = time.monotonic()
-            (first,) = await lane_holding(g, gate)
+            first = await gate_on_the_only_worker(g, gate)
             waiting = await asyncio.to_thread(offer_from_thread, g, square, range(5))
-            await await_until(lambda: time.monotonic() > leased_at + 0.2)
             gate.opened.set()
             results = [await asyncio.wrap_future(f) for f in waiting]
             assert results == [n * n for n in range(5)]
             assert first.result(0) == "gate"
             await await_until(lambda: ends(g) == 6)
             stats = g.stats()
-            assert stats["items_direct"] == 0
             assert stats["items_submitted"] == stats["items_completed"] == 6
 
     run(main())

@@ -85,39 +85,79 @@ def joined(thread: threading.Thread) -> None:
     assert not thread.is_alive(), "the runner did not leave"
 
 
+def wait_idle(lane: DirectLane, runners: int) -> None:
+    deadline = time.monotonic() + 10
+    while lane.idle < runners:
+        assert time.monotonic() < deadline, "runners never became idle"
+        time.sleep(0.001)
+
+
 def test_an_offer_is_refused_while_no_runner_serves(lane: DirectLane, sink: Sink) -> None:
     assert lane.offer(item(sink, abs, -1)) is False
     assert lane.offered == 0
     assert lane.stats() == {"lane_runners": 0, "lane_waiting": 0, "items_direct": 0}
 
 
-def test_a_runner_runs_items_offered_from_many_threads_and_resolves_each(
+def test_an_offer_is_refused_while_the_runner_has_not_started(
+    lane: DirectLane, sink: Sink
+) -> None:
+    # A runner still queued behind a long (or blocked) call must not take
+    # items: they would wait behind it, or deadlock a job that waits for them.
+    lane.add_runner(10.0, math.inf, always)
+    assert lane.is_open
+    assert lane.offer(item(sink, abs, -1)) is False
+
+
+def test_an_offer_is_refused_while_every_runner_is_busy(lane: DirectLane, sink: Sink) -> None:
+    runner = lane.add_runner(10.0, math.inf, always)
+    thread, _ = serving(lane, runner)
+    inside, release = threading.Event(), threading.Event()
+
+    def blocked() -> str:
+        inside.set()
+        assert release.wait(10)
+        return "ran"
+
+    wait_idle(lane, 1)
+    first = item(sink, blocked)
+    assert lane.offer(first)
+    assert inside.wait(10)
+    assert lane.offer(item(sink, abs, -1)) is False, "an item would wait behind a busy runner"
+    release.set()
+    assert first.result(10) == "ran"
+    lane.close()
+    joined(thread)
+
+
+def test_idle_runners_run_items_offered_from_many_threads_and_resolve_each(
     lane: DirectLane, sink: Sink, leftovers: Leftovers
 ) -> None:
-    runner = lane.add_runner(10.0, math.inf, always)
-    thread, returned = serving(lane, runner)
-    futures: list[ThreadItem] = []
+    runners = [lane.add_runner(10.0, math.inf, always) for _ in range(4)]
+    threads = [serving(lane, runner)[0] for runner in runners]
+    wait_idle(lane, 4)
+    accepted: list[tuple[int, ThreadItem]] = []
     lock = threading.Lock()
 
     def offer_some(base: int) -> None:
-        for n in range(base, base + 50):
+        for n in range(base, base + 200):
             offered = item(sink, pow, n, 2)
-            assert lane.offer(offered)
-            with lock:
-                futures.append(offered)
+            if lane.offer(offered):
+                offered.result(10)  # one at a time, as a blocking caller does
+                with lock:
+                    accepted.append((n, offered))
 
-    offerers = [threading.Thread(target=offer_some, args=(k * 50,)) for k in range(4)]
+    offerers = [threading.Thread(target=offer_some, args=(k * 200,)) for k in range(4)]
     for offerer in offerers:
         offerer.start()
     for offerer in offerers:
         offerer.join()
-    results = sorted(f.result(timeout=10) for f in futures)
     lane.close()
-    joined(thread)
-    assert results == sorted(n * n for n in range(200))
-    assert returned[0][0] == 200
-    assert sink.ends == {"completed": 200}
-    assert lane.offered == 200 and lane.served == 200
+    for thread in threads:
+        joined(thread)
+    assert accepted, "no offer found an idle runner"
+    assert all(f.result(0) == n * n for n, f in accepted)
+    assert sink.ends == {"completed": len(accepted)}
+    assert lane.offered == lane.served == len(accepted)
     assert leftovers.batches == []
 
 
@@ -126,45 +166,32 @@ def test_a_runner_leaves_once_no_item_came_for_its_linger(lane: DirectLane, sink
     thread, returned = serving(lane, runner)
     joined(thread)
     assert returned == [(0, 0.0)]
-    assert lane.runners == 0
+    assert lane.runners == 0 and lane.idle == 0
     assert lane.offer(item(sink, abs, -1)) is False, "a lane without runners took an item"
 
 
-def test_close_refuses_offers_and_runners_finish_what_the_lane_holds(
-    lane: DirectLane, sink: Sink, leftovers: Leftovers
-) -> None:
-    runner = lane.add_runner(10.0, math.inf, always)
-    held = [item(sink, pow, n, 3) for n in range(10)]
-    assert all(lane.offer(i) for i in held)
-    lane.close()
-    assert lane.offer(item(sink, abs, -1)) is False
-    started = time.monotonic()
-    assert lane.serve(runner)[0] == 10
-    assert time.monotonic() - started < 5.0, "a closed lane's runner waited for its linger"
-    assert [i.result(0) for i in held] == [n**3 for n in range(10)]
-    assert leftovers.batches == []
+def test_an_item_offered_just_before_close_still_runs_once(sink: Sink) -> None:
+    # Offer and close race the runner's wake-up; whichever wins, the item runs.
+    for attempt in range(50):
+        leftovers = Leftovers()
+        lane = DirectLane(leftovers)
+        runner = lane.add_runner(10.0, math.inf, always)
+        thread, _ = serving(lane, runner)
+        wait_idle(lane, 1)
+        offered = item(sink, abs, -attempt)
+        assert lane.offer(offered)
+        lane.close()
+        joined(thread)
+        assert offered.result(0) == attempt
+        assert leftovers.batches == []
+    assert sink.ends == {"completed": 50}
 
 
-def test_close_with_cancel_cancels_the_items_the_lane_holds_once(
+def test_close_with_cancel_cancels_the_item_a_runner_is_running(
     lane: DirectLane, sink: Sink
 ) -> None:
     runner = lane.add_runner(10.0, math.inf, always)
-    calls: list[int] = []
-    held = [item(sink, calls.append, n) for n in range(5)]
-    for i in held:
-        lane.offer(i)
-    held[0].cancel()  # the caller got there first: still counted once
-    lane.close(cancel=True)
-    assert lane.serve(runner) == (0, 0.0)
-    assert all(i.cancelled() for i in held)
-    assert calls == []
-    assert sink.ends == {"cancelled": 5}
-
-
-def test_items_still_running_when_a_cancelling_close_comes_end_cancelled(
-    lane: DirectLane, sink: Sink
-) -> None:
-    runner = lane.add_runner(10.0, math.inf, always)
+    thread, _ = serving(lane, runner)
     inside, release = threading.Event(), threading.Event()
 
     def blocked() -> str:
@@ -172,112 +199,103 @@ def test_items_still_running_when_a_cancelling_close_comes_end_cancelled(
         assert release.wait(10)
         return "ran"
 
+    wait_idle(lane, 1)
     running = item(sink, blocked)
-    lane.offer(running)
-    thread, _ = serving(lane, runner)
+    assert lane.offer(running)
     assert inside.wait(10)
     lane.close(cancel=True)
+    assert running.cancelled(), "a cancelling close left a running item to finish"
     release.set()
     joined(thread)
-    assert running.cancelled()
+    assert sink.ends == {"cancelled": 1}
+    with pytest.raises(RuntimeError, match="cancelled"):
+        lane.add_runner(10.0, math.inf, always)
+
+
+def test_items_no_idle_runner_can_take_go_back_in_order(
+    lane: DirectLane, sink: Sink, leftovers: Leftovers
+) -> None:
+    # Promised items outnumber the idle runners once one stops serving (its
+    # lease ended, say): the last one out hands them back to the loop.
+    runner = lane.add_runner(10.0, math.inf, always)
+    with lane._lock:
+        lane._idle = 2  # two runners waiting, as far as offers can tell
+    held = [item(sink, abs, -n) for n in range(2)]
+    assert all(lane.offer(i) for i in held)
+    with lane._lock:
+        lane._idle = 0  # ...and neither takes them
+    lane.leave(runner)
+    lane.leave(runner)  # idempotent
+    assert leftovers.batches == [held]
+    assert not any(i.done() for i in held)
+    assert lane.stats()["lane_waiting"] == 0
+
+
+def test_items_left_after_a_cancelling_close_are_cancelled_not_handed_back(
+    lane: DirectLane, sink: Sink, leftovers: Leftovers
+) -> None:
+    runner = lane.add_runner(10.0, math.inf, always)
+    with lane._lock:
+        lane._idle = 1
+    held = item(sink, abs, -3)
+    assert lane.offer(held)
+    lane.close(cancel=True)
+    lane.leave(runner)
+    assert held.cancelled() and leftovers.batches == []
     assert sink.ends == {"cancelled": 1}
 
 
-def test_the_last_runner_to_leave_hands_what_is_left_back_in_order(
-    lane: DirectLane, sink: Sink, leftovers: Leftovers
-) -> None:
-    active = {"lease": True}
-    runner = lane.add_runner(10.0, math.inf, lambda: active["lease"])
-    held = [item(sink, abs, -n) for n in range(3)]
-    for i in held:
-        assert lane.offer(i)
-    active["lease"] = False  # its lease ended: the runner must not run them
-    assert lane.serve(runner) == (0, 0.0)
-    assert leftovers.items == held
-    assert not any(i.done() for i in held)
-    assert lane.offer(item(sink, abs, -1)) is False
-
-
 def test_a_runner_past_its_reuse_window_takes_no_more_items(
-    lane: DirectLane, sink: Sink, leftovers: Leftovers
+    lane: DirectLane, sink: Sink
 ) -> None:
     runner = lane.add_runner(10.0, time.monotonic() - 1, always)
-    held = item(sink, abs, -4)
-    lane.offer(held)
     assert lane.serve(runner) == (0, 0.0)
-    assert leftovers.items == [held]
-
-
-def test_a_runner_past_its_reuse_window_still_drains_a_closed_lane(
-    lane: DirectLane, sink: Sink, leftovers: Leftovers
-) -> None:
-    # A draining stop closes the lane; its items must run, not go back to a
-    # loop that no longer forms batches.
-    runner = lane.add_runner(10.0, time.monotonic() - 1, always)
-    held = item(sink, abs, -4)
-    lane.offer(held)
-    lane.close()
-    assert lane.serve(runner)[0] == 1
-    assert held.result(0) == 4
-    assert leftovers.batches == []
-
-
-def test_leftovers_wait_for_the_last_runner(
-    lane: DirectLane, sink: Sink, leftovers: Leftovers
-) -> None:
-    first = lane.add_runner(10.0, time.monotonic() - 1, always)
-    second = lane.add_runner(10.0, math.inf, always)
-    held = item(sink, abs, -5)
-    lane.offer(held)
-    lane.serve(first)  # leaves at once; another runner still serves
-    assert leftovers.batches == []
-    lane.close()
-    assert lane.serve(second)[0] == 1
-    assert held.result(0) == 5
-    assert leftovers.batches == []
-
-
-def test_a_runner_that_never_ran_leaves_once_through_leave(
-    lane: DirectLane, sink: Sink, leftovers: Leftovers
-) -> None:
-    runner = lane.add_runner(10.0, math.inf, always)
-    held = item(sink, abs, -6)
-    lane.offer(held)
-    lane.leave(runner)  # e.g. its future was cancelled before it started
-    lane.leave(runner)
     assert lane.runners == 0
-    assert leftovers.batches == [[held]]
 
 
-def test_an_item_its_caller_cancelled_in_the_lane_never_runs(
+def test_a_runner_whose_lease_ended_leaves_at_once(lane: DirectLane) -> None:
+    runner = lane.add_runner(10.0, math.inf, lambda: False)
+    started = time.monotonic()
+    assert lane.serve(runner) == (0, 0.0)
+    assert time.monotonic() - started < 5.0
+
+
+def test_an_item_its_caller_cancelled_before_its_turn_never_runs(
     lane: DirectLane, sink: Sink
 ) -> None:
     runner = lane.add_runner(10.0, math.inf, always)
+    with lane._lock:
+        lane._idle = 1  # promised to a runner that has not woken yet
     calls: list[int] = []
-    dropped, kept = item(sink, calls.append, 1), item(sink, calls.append, 2)
-    lane.offer(dropped)
-    lane.offer(kept)
+    dropped = item(sink, calls.append, 1)
+    assert lane.offer(dropped)
     assert dropped.cancel()
+    with lane._lock:
+        lane._idle = 0
     lane.close()
-    assert lane.serve(runner)[0] == 1
-    assert calls == [2]
-    assert sink.ends == {"cancelled": 1, "completed": 1}
+    assert lane.serve(runner)[0] == 0
+    assert calls == []
+    assert sink.ends == {"cancelled": 1}
 
 
 def test_what_a_callable_raises_fails_only_its_own_item(lane: DirectLane, sink: Sink) -> None:
     runner = lane.add_runner(10.0, math.inf, always)
+    thread, _ = serving(lane, runner)
 
     def exits() -> None:
         raise SystemExit(3)
 
-    bad, worse, good = item(sink, int, "x"), item(sink, exits), item(sink, int, "7")
-    for i in (bad, worse, good):
-        lane.offer(i)
+    outcomes = []
+    for fn, args in ((int, ("x",)), (exits, ()), (int, ("7",))):
+        wait_idle(lane, 1)
+        offered = item(sink, fn, *args)
+        assert lane.offer(offered)
+        outcomes.append(offered.exception(10) or offered.result(0))
     lane.close()
-    assert lane.serve(runner)[0] == 3
-    assert isinstance(bad.exception(0), ValueError)
-    assert isinstance(worse.exception(0), SystemExit)
-    assert good.result(0) == 7
+    joined(thread)
+    assert isinstance(outcomes[0], ValueError)
+    assert isinstance(outcomes[1], SystemExit)
+    assert outcomes[2] == 7
     assert sink.ends == {"failed": 2, "completed": 1}
 
 
@@ -287,9 +305,11 @@ def test_adding_a_runner_reopens_a_closed_lane(lane: DirectLane, sink: Sink) -> 
     lane.serve(first)
     assert lane.offer(item(sink, abs, -1)) is False
     second = lane.add_runner(10.0, math.inf, always)
+    thread, _ = serving(lane, second)
+    wait_idle(lane, 1)
     again = item(sink, abs, -2)
     assert lane.offer(again)
+    assert again.result(10) == 2
     lane.close()
-    lane.serve(second)
-    assert again.result(0) == 2
+    joined(thread)
     assert "closed" in repr(lane) and "runners=0" in repr(lane)

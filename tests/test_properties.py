@@ -83,9 +83,9 @@ async def _batching_case(seed: int) -> tuple[int, int]:
     sizes: list[int] = []
     original = grinder._start_batch
 
-    def recording(lease: Any, items: list[Any], *rest: Any) -> Any:
+    def recording(lease: Any, load: Any, items: list[Any], *rest: Any) -> Any:
         sizes.append(len(items))
-        return original(lease, items, *rest)
+        return original(lease, load, items, *rest)
 
     grinder._start_batch = recording  # type: ignore[method-assign]
     futures = []
