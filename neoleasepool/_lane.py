@@ -49,11 +49,16 @@ __all__ = ["DirectLane", "LaneRunner"]
 #: (the grinder's ``max_wait_seconds`` lowers it).
 LINGER_SECONDS = 0.005
 
+#: A busy runner that took its item less than this long ago is expected to
+#: be free soon: the lane may queue one item for it.  One that has been busy
+#: longer may be running a slow item, and an item must not wait behind it.
+FRESH_SECONDS = 0.01
+
 
 class LaneRunner:
     """One runner's registration: its limits, its current item, and whether it has left."""
 
-    __slots__ = ("active", "current", "left", "linger", "served", "until")
+    __slots__ = ("active", "current", "left", "linger", "served", "since", "thread", "until")
 
     def __init__(self, linger: float, until: float, active: Callable[[], bool]) -> None:
         self.linger = linger
@@ -61,6 +66,8 @@ class LaneRunner:
         self.active = active
         self.left = False
         self.current: ThreadItem | None = None  # the item it runs now
+        self.since = 0.0  # when it took ``current``
+        self.thread = 0  # ident of the thread serving it, once it serves
         self.served = 0  # written only by the thread serving it
 
     def __repr__(self) -> str:
@@ -125,13 +132,33 @@ class DirectLane:
                 the grinder counted already).
         """
         with self._lock:
-            if not self._open or self._waiting >= self._idle:
+            if not self._open:
+                return False
+            if self._waiting >= self._idle and (
+                self._waiting >= 2 * len(self._runners) or not self._ready_soon()
+            ):
                 return False
             self._waiting += 1
             if new:
                 self.offered += 1
             self._items.put(item)
         return True
+
+    def _ready_soon(self) -> int:
+        """Runners that will take a waiting item soon: idle ones, and busy
+        ones that took their item less than ``FRESH_SECONDS`` ago (a runner
+        keeps its last item as ``current`` until it is idle again).  None,
+        if the caller is a runner itself: an item submitted from a lane item
+        and waited for there could wait for its own thread."""
+        now = time.monotonic()
+        me = threading.get_ident()
+        ready = 0
+        for r in self._runners:
+            if r.thread == me:
+                return 0
+            if r.thread and (r.current is None or now - r.since < FRESH_SECONDS):
+                ready += 1
+        return ready
 
     def add_runner(self, linger: float, until: float, active: Callable[[], bool]) -> LaneRunner:
         """Register a runner (and open the lane); pass it to :meth:`serve`.
@@ -180,6 +207,7 @@ class DirectLane:
         get = self._items.get
         lock = self._lock
         busy = 0.0
+        runner.thread = threading.get_ident()
         try:
             while True:
                 if not runner.active():
@@ -188,6 +216,7 @@ class DirectLane:
                     if self._open and time.monotonic() > runner.until:
                         return runner.served, busy
                     block = self._open
+                    runner.current = None  # (kept until now: see _ready_soon)
                     if block:
                         self._idle += 1
                 try:
@@ -213,8 +242,8 @@ class DirectLane:
                         return runner.served, busy
                     self._waiting -= 1
                     runner.current = item
+                    runner.since = time.monotonic()
                 seconds = self._run(item)
-                runner.current = None
                 if seconds is not None:
                     busy += seconds
                     runner.served += 1
