@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import concurrent.futures._base as _futures_base
 import pickle
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -143,9 +144,13 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
 
 
 class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
-    """An item submitted from another thread; a standard concurrent future."""
+    """An item submitted from another thread; a standard concurrent future.
 
-    __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "sink", "state")
+    ``origin`` is the submitting thread's ident: a lane runner must not be
+    handed an item from its own thread (see ``_lane.py``).
+    """
+
+    __slots__ = ("args", "enqueued_at", "fn", "kwargs", "origin", "outcome", "sink", "state")
 
     def __init__(
         self,
@@ -156,6 +161,7 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     ) -> None:
         super().__init__()
         _init_fields(self, sink, fn, args, kwargs, INBOX)
+        self.origin = threading.get_ident()
 
     def cancel(self) -> bool:
         if not super().cancel():

@@ -81,10 +81,18 @@ class DirectLane:
         on_leftovers: Called (from a worker thread) with items the lane
             accepted but no runner will run, in order; they go back to the
             grinder's loop.
+        on_ready: Called (from a worker thread) when a runner starts
+            serving; the grinder hands it items that were refused while no
+            runner was ready.
     """
 
-    def __init__(self, on_leftovers: Callable[[list[ThreadItem]], None]) -> None:
+    def __init__(
+        self,
+        on_leftovers: Callable[[list[ThreadItem]], None],
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
         self._on_leftovers = on_leftovers
+        self._on_ready = on_ready
         self._lock = threading.Lock()
         self._items: queue.SimpleQueue[ThreadItem | None] = queue.SimpleQueue()
         self._runners: set[LaneRunner] = set()
@@ -135,7 +143,7 @@ class DirectLane:
             if not self._open:
                 return False
             if self._waiting >= self._idle and (
-                self._waiting >= 2 * len(self._runners) or not self._ready_soon()
+                self._waiting >= 2 * len(self._runners) or not self._ready_soon(item.origin)
             ):
                 return False
             self._waiting += 1
@@ -144,17 +152,16 @@ class DirectLane:
             self._items.put(item)
         return True
 
-    def _ready_soon(self) -> int:
+    def _ready_soon(self, origin: int) -> int:
         """Runners that will take a waiting item soon: idle ones, and busy
         ones that took their item less than ``FRESH_SECONDS`` ago (a runner
         keeps its last item as ``current`` until it is idle again).  None,
-        if the caller is a runner itself: an item submitted from a lane item
-        and waited for there could wait for its own thread."""
+        if the item comes from a runner's thread (``origin``): submitted from
+        a lane item and waited for there, it could wait for its own thread."""
         now = time.monotonic()
-        me = threading.get_ident()
         ready = 0
         for r in self._runners:
-            if r.thread == me:
+            if r.thread == origin:
                 return 0
             if r.thread and (r.current is None or now - r.since < FRESH_SECONDS):
                 ready += 1
@@ -208,6 +215,7 @@ class DirectLane:
         lock = self._lock
         busy = 0.0
         runner.thread = threading.get_ident()
+        self._on_ready()
         try:
             while True:
                 if not runner.active():

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 from ._chunking import ChunkPlanner
 from ._items import (
     ENDED,
+    INBOX,
     QUEUED,
     RUNNING,
     AsyncItem,
@@ -94,11 +95,12 @@ class _Batch:
     """Calls (chunks and lane runners) running under one lease; ``done`` is
     set once none is out."""
 
-    __slots__ = ("done", "lease", "load", "outstanding", "runners")
+    __slots__ = ("done", "lease", "load", "open", "outstanding", "runners")
 
-    def __init__(self, lease: ExecutorLease, load: _Load) -> None:
+    def __init__(self, lease: ExecutorLease, load: _Load, open_batches: set[_Batch]) -> None:
         self.lease = lease
         self.load = load
+        self.open = open_batches  # the grinder's batches in flight (this run's)
         self.outstanding = 0
         self.runners = False  # lane runners serve from its lease's workers
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -112,7 +114,13 @@ class _Batch:
         """One of the batch's calls ended."""
         self.outstanding -= 1
         self.load.settled()
-        if self.outstanding <= 0 and not self.done.done():
+        if self.outstanding <= 0:
+            self.close()
+
+    def close(self) -> None:
+        """No call of the batch is out any more."""
+        self.open.discard(self)
+        if not self.done.done():
             self.done.set_result(None)
 
 
@@ -189,7 +197,7 @@ class WorkGrinder:
         self._chunks: set[concurrent.futures.Future[Any]] = set()
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
         self._finished: Mailbox[_Finished] = Mailbox(self._settle_chunks)
-        self._lane = DirectLane(self._lane_leftovers)
+        self._lane = DirectLane(self._lane_leftovers, self._lane_ready)
         self._served_before = 0
         self._lane_watch: asyncio.TimerHandle | None = None
         self._batch_numbers = itertools.count(1)
@@ -236,7 +244,7 @@ class WorkGrinder:
         # A fresh lane per run: runners of an earlier run cannot serve this one.
         self._counts["submitted"] += self._lane.offered
         self._served_before += self._lane.served
-        self._lane = DirectLane(self._lane_leftovers)
+        self._lane = DirectLane(self._lane_leftovers, self._lane_ready)
         self._in_process = backend == "thread"
         self._pickled = backend in ("process", "interpreter")
         self._wake = asyncio.Event()
@@ -495,12 +503,47 @@ class WorkGrinder:
         if not self._pending or not self._lane.is_open:
             return
         if self._batch_ready():
+            self._feed_lane()
+        if self._batch_ready():
             self._unwatch_lane()
             self._lane.close()
         elif self._lane_watch is None:
             due = self._queue[0].enqueued_at + self._max_wait
             loop = asyncio.get_running_loop()
             self._lane_watch = loop.call_later(max(0.0, due - time.monotonic()), self._lane_due)
+
+    def _lane_ready(self) -> None:
+        """A runner started serving (worker thread): let the loop hand it
+        thread items that were refused while no runner was ready."""
+        loop = self._binding.loop
+        if loop is not None and self._pending:
+            try:
+                loop.call_soon_threadsafe(self._feed_lane)
+            except RuntimeError:
+                pass  # the loop is closed: nothing is queued any more
+
+    def _feed_lane(self) -> None:
+        """On the loop: move queued thread items into the lane while it takes
+        them (only from the head of the queue, so this stays cheap behind a
+        long backlog)."""
+        lane = self._lane
+        if not self._pending or not lane.is_open or self._stopping:
+            return
+        queue = self._queue
+        kept: list[Item] = []
+        moved = 0
+        scan = min(len(queue), 4 * self._threshold)
+        for _ in range(scan):
+            item = queue.popleft()
+            if item.state != QUEUED:
+                continue
+            if type(item) is ThreadItem and lane.offer(item, new=False):
+                item.state = INBOX  # the lane's now, as if offered on arrival
+                moved += 1
+            else:
+                kept.append(item)
+        queue.extendleft(reversed(kept))
+        self._pending -= moved
 
     def _lane_due(self) -> None:
         self._lane_watch = None
@@ -654,7 +697,7 @@ class WorkGrinder:
         self, lease: ExecutorLease, load: _Load, items: list[Item], until: float
     ) -> _Batch:
         """Hand ``items`` to ``lease`` in chunks (and lane runners); return the batch."""
-        batch = _Batch(lease, load)
+        batch = _Batch(lease, load, self._open_batches)
         workers = getattr(self._manager, "workers_per_pool", 1)
         size = self._planner.chunk_size(len(items), workers)
         for start in range(0, len(items), size):
@@ -667,11 +710,9 @@ class WorkGrinder:
             if self._wants_runners(items):
                 self._start_runners(batch, workers, until)
         if batch.outstanding:
-            opened = self._open_batches
-            opened.add(batch)
-            batch.done.add_done_callback(lambda _done: opened.discard(batch))
+            self._open_batches.add(batch)
         else:
-            batch.done.set_result(None)
+            batch.close()
         return batch
 
     def _wants_runners(self, items: list[Item]) -> bool:
