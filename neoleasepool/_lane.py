@@ -49,24 +49,22 @@ __all__ = ["DirectLane", "LaneRunner"]
 #: (the grinder's ``max_wait_seconds`` lowers it).
 LINGER_SECONDS = 0.005
 
-#: A busy runner that took its item less than this long ago is expected to
-#: be free soon: the lane may queue one item for it.  One that has been busy
-#: longer may be running a slow item, and an item must not wait behind it.
-FRESH_SECONDS = 0.01
-
 
 class LaneRunner:
     """One runner's registration: its limits, its current item, and whether it has left."""
 
-    __slots__ = ("active", "current", "left", "linger", "served", "since", "thread", "until")
+    __slots__ = (
+        "active", "current", "expired", "finished", "left", "linger", "served", "thread", "until",
+    )
 
     def __init__(self, linger: float, until: float, active: Callable[[], bool]) -> None:
         self.linger = linger
         self.until = until
         self.active = active
         self.left = False
+        self.expired = False  # it left because its lease ended
         self.current: ThreadItem | None = None  # the item it runs now
-        self.since = 0.0  # when it took ``current``
+        self.finished = False  # done with ``current``, on its way to idle
         self.thread = 0  # ident of the thread serving it, once it serves
         self.served = 0  # written only by the thread serving it
 
@@ -79,8 +77,10 @@ class DirectLane:
 
     Args:
         on_leftovers: Called (from a worker thread) with items the lane
-            accepted but no runner will run, in order; they go back to the
-            grinder's loop.
+            accepted but no runner will run, in order, and whether they were
+            left because their runner's lease ended (the grinder fails
+            those, as it fails calls queued on a revoked lease); others go
+            back to the grinder's loop.
         on_ready: Called (from a worker thread) when a runner starts
             serving; the grinder hands it items that were refused while no
             runner was ready.
@@ -88,7 +88,7 @@ class DirectLane:
 
     def __init__(
         self,
-        on_leftovers: Callable[[list[ThreadItem]], None],
+        on_leftovers: Callable[[list[ThreadItem], bool], None],
         on_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self._on_leftovers = on_leftovers
@@ -102,6 +102,9 @@ class DirectLane:
         self._cancelling = False
         self._served_by_gone = 0
         self.offered = 0
+        #: Set by the grinder when thread items wait in its queue: the next
+        #: runner to become idle asks for them (``on_ready``).
+        self.wants_feed = False
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
@@ -153,19 +156,26 @@ class DirectLane:
         return True
 
     def _ready_soon(self, origin: int) -> int:
-        """Runners that will take a waiting item soon: idle ones, and busy
-        ones that took their item less than ``FRESH_SECONDS`` ago (a runner
-        keeps its last item as ``current`` until it is idle again).  None,
-        if the item comes from a runner's thread (``origin``): submitted from
-        a lane item and waited for there, it could wait for its own thread."""
-        now = time.monotonic()
+        """Runners that will take a waiting item soon: started ones that are
+        idle or have just finished their item (never one still running an
+        item, which may be slow).  None, if the item comes from a runner's
+        thread (``origin``): submitted from a lane item and waited for
+        there, it could wait for its own thread."""
         ready = 0
         for r in self._runners:
             if r.thread == origin:
                 return 0
-            if r.thread and (r.current is None or now - r.since < FRESH_SECONDS):
+            if r.thread and (r.current is None or r.finished):
                 ready += 1
         return ready
+
+    def push(self, items: list[ThreadItem]) -> None:
+        """Queue ``items`` for the runners just added (counted already;
+        they take them as they start, whether or not they are idle yet)."""
+        with self._lock:
+            self._waiting += len(items)
+            for item in items:
+                self._items.put(item)
 
     def add_runner(self, linger: float, until: float, active: Callable[[], bool]) -> LaneRunner:
         """Register a runner (and open the lane); pass it to :meth:`serve`.
@@ -219,6 +229,7 @@ class DirectLane:
         try:
             while True:
                 if not runner.active():
+                    runner.expired = True
                     return runner.served, busy
                 with lock:
                     if self._open and time.monotonic() > runner.until:
@@ -227,6 +238,9 @@ class DirectLane:
                     runner.current = None  # (kept until now: see _ready_soon)
                     if block:
                         self._idle += 1
+                    feed, self.wants_feed = self.wants_feed and block, False
+                if feed:
+                    self._on_ready()  # the grinder has thread items queued for us
                 try:
                     # Open: wait up to ``linger`` for an item.  Closed: take
                     # what the lane still holds, without waiting.
@@ -250,8 +264,9 @@ class DirectLane:
                         return runner.served, busy
                     self._waiting -= 1
                     runner.current = item
-                    runner.since = time.monotonic()
+                    runner.finished = False
                 seconds = self._run(item)
+                runner.finished = True
                 if seconds is not None:
                     busy += seconds
                     runner.served += 1
@@ -296,7 +311,7 @@ class DirectLane:
         if cancelling:
             _cancel(leftovers)
         elif leftovers:
-            self._on_leftovers(leftovers)
+            self._on_leftovers(leftovers, runner.expired)
 
     def _take_locked(self, count: int | None) -> list[ThreadItem]:
         """Take up to ``count`` waiting items (fewer if runners got there

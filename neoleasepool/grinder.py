@@ -471,9 +471,18 @@ class WorkGrinder:
                 )
                 item.resolve((False, error))
 
-    def _lane_leftovers(self, items: list[ThreadItem]) -> None:
-        """Items the lane took but no runner will run (any thread): queue
-        them on the loop, or fail them if the loop is gone."""
+    def _lane_leftovers(self, items: list[ThreadItem], expired: bool) -> None:
+        """Items the lane took but no runner will run (any thread): fail them
+        if their runner's lease ended (as calls queued on a revoked lease
+        fail), else queue them on the loop, or fail them if it is gone."""
+        if expired:
+            for item in items:
+                item.state = ENDED
+                item.resolve((False, LeaseExpiredError(
+                    "the grinder's lease ended (revoked after its hard expiry, or its "
+                    "manager stopped) before this item ran"
+                )))
+            return
         loop = self._binding.loop
         try:
             if loop is None:
@@ -502,8 +511,11 @@ class WorkGrinder:
         rest of its reuse window."""
         if not self._pending or not self._lane.is_open:
             return
-        if self._batch_ready():
-            self._feed_lane()
+        if self._batch_ready() and not self._feed_lane():
+            # Only thread items wait: the next runner to become idle asks
+            # for them, so the lane need not give its lease back.
+            self._lane.wants_feed = bool(self._pending)
+            return
         if self._batch_ready():
             self._unwatch_lane()
             self._lane.close()
@@ -522,17 +534,23 @@ class WorkGrinder:
             except RuntimeError:
                 pass  # the loop is closed: nothing is queued any more
 
-    def _feed_lane(self) -> None:
+    def _feed_lane(self) -> bool:
         """On the loop: move queued thread items into the lane while it takes
         them (only from the head of the queue, so this stays cheap behind a
-        long backlog)."""
+        long backlog).
+
+        Returns:
+            Whether work the lane cannot take is queued: items from the loop,
+            or more than the head that was looked at.
+        """
         lane = self._lane
         if not self._pending or not lane.is_open or self._stopping:
-            return
+            return bool(self._pending)
         queue = self._queue
         kept: list[Item] = []
         moved = 0
         scan = min(len(queue), 4 * self._threshold)
+        others = len(queue) > scan
         for _ in range(scan):
             item = queue.popleft()
             if item.state != QUEUED:
@@ -541,9 +559,11 @@ class WorkGrinder:
                 item.state = INBOX  # the lane's now, as if offered on arrival
                 moved += 1
             else:
+                others = others or type(item) is not ThreadItem
                 kept.append(item)
         queue.extendleft(reversed(kept))
         self._pending -= moved
+        return others
 
     def _lane_due(self) -> None:
         self._lane_watch = None
@@ -696,19 +716,28 @@ class WorkGrinder:
     def _start_batch(
         self, lease: ExecutorLease, load: _Load, items: list[Item], until: float
     ) -> _Batch:
-        """Hand ``items`` to ``lease`` in chunks (and lane runners); return the batch."""
+        """Hand ``items`` to ``lease``; return the batch.
+
+        Items run in chunks; when the batch starts lane runners, its thread
+        items go to the runners instead (they start at once, with nothing
+        queued ahead of them but the batch's other chunks).
+        """
         batch = _Batch(lease, load, self._open_batches)
         workers = getattr(self._manager, "workers_per_pool", 1)
-        size = self._planner.chunk_size(len(items), workers)
-        for start in range(0, len(items), size):
+        direct: list[Item] = (
+            [i for i in items if type(i) is ThreadItem] if self._wants_runners(items) else []
+        )
+        chunked = [i for i in items if type(i) is not ThreadItem] if direct else items
+        size = self._planner.chunk_size(len(chunked), workers) if chunked else 1
+        for start in range(0, len(chunked), size):
             try:
-                self._submit_chunk(batch, items[start : start + size])
+                self._submit_chunk(batch, chunked[start : start + size])
             except Exception as exc:
-                self._fail_unsubmitted(items[start:], exc)
+                self._fail_unsubmitted(chunked[start:] + direct, exc)
                 break
         else:
-            if self._wants_runners(items):
-                self._start_runners(batch, workers, until)
+            if direct:
+                self._start_runners(batch, workers, until, direct)
         if batch.outstanding:
             self._open_batches.add(batch)
         else:
@@ -725,23 +754,34 @@ class WorkGrinder:
             and any(type(item) is ThreadItem for item in items)
         )
 
-    def _start_runners(self, batch: _Batch, workers: int, until: float) -> None:
-        """Queue a lane runner per worker of the batch's lease, behind its chunks."""
+    def _start_runners(
+        self, batch: _Batch, workers: int, until: float, items: list[Item]
+    ) -> None:
+        """Queue a lane runner per worker of the batch's lease, behind its
+        chunks, and hand them the batch's thread ``items``."""
         lease, lane = batch.lease, self._lane
         linger = min(self._max_wait, LINGER_SECONDS)
-        for _ in range(workers):
+        for started in range(workers):
             runner = lane.add_runner(linger, until, lambda: lease.active)
             try:
                 future = lease.executor.submit(lane.serve, runner)
-            except Exception:
+            except Exception as exc:
                 lane.leave(runner)
-                return  # the lease ended meanwhile: its batch's chunks tell why
+                if not started:  # the lease ended meanwhile: the items never ran
+                    self._fail_unsubmitted(items, exc)
+                    return
+                break
             batch.sent()
             batch.runners = True
             self._chunks.add(future)
             future.add_done_callback(
                 lambda f, runner=runner: self._runner_finished(f, batch, lane, runner)  # type: ignore[misc]
             )
+        thread_items = [i for i in items if type(i) is ThreadItem and i.state == RUNNING]
+        for item in thread_items:
+            item.state = INBOX  # the lane's now, as if offered on arrival
+        self._running.difference_update(thread_items)
+        lane.push(thread_items)
         self._watch_lane()  # work left in the queue still gets its batch
 
     def _runner_finished(
