@@ -12,10 +12,11 @@ runner serves the lane: while it waits for work it is *idle*, and a caller's
 item goes straight to an idle runner, which runs it and resolves its future,
 one hand-off each way, as a ``ThreadPoolExecutor`` does.
 
-The lane takes an item only if an idle runner is there for it (more items
-waiting than idle runners are refused), so an item never waits behind a busy
-or stuck worker, and a job that submits to its own grinder and waits cannot
-deadlock on its own thread: a refused item takes the loop's path.
+The lane takes an item only if a started runner is free for it (idle, or
+just done with its item), so an item never waits behind a running item or a
+runner still queued behind other work, and an item submitted from a
+runner's own thread is refused (the job that submitted it may wait for it):
+a refused item takes the loop's path.
 
 A runner leaves when no item came for ``linger`` seconds, when its lease's
 reuse window ends (while the lane is open) or the lease stops being live,
@@ -302,7 +303,8 @@ class DirectLane:
             runner.left = True
             self._served_by_gone += runner.served
             self._runners.discard(runner)
-            if self._runners:
+            remaining = len(self._runners)
+            if remaining:
                 leftovers = self._take_locked(self._waiting - self._idle)
             else:  # the last one out empties the lane, wake-ups included
                 self._open = False
@@ -311,7 +313,9 @@ class DirectLane:
         if cancelling:
             _cancel(leftovers)
         elif leftovers:
-            self._on_leftovers(leftovers, runner.expired)
+            # Items fail with their runner's lease only if no runner is left
+            # to take them; otherwise they go back to the loop.
+            self._on_leftovers(leftovers, runner.expired and not remaining)
 
     def _take_locked(self, count: int | None) -> list[ThreadItem]:
         """Take up to ``count`` waiting items (fewer if runners got there

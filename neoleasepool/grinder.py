@@ -200,6 +200,7 @@ class WorkGrinder:
         self._lane = DirectLane(self._lane_leftovers, self._lane_ready)
         self._served_before = 0
         self._lane_watch: asyncio.TimerHandle | None = None
+        self._threads_queued = False  # the last feed left thread items queued
         self._batch_numbers = itertools.count(1)
         self._in_process = False
         self._pickled = False
@@ -530,9 +531,15 @@ class WorkGrinder:
         loop = self._binding.loop
         if loop is not None and self._pending:
             try:
-                loop.call_soon_threadsafe(self._feed_lane)
+                loop.call_soon_threadsafe(self._feed_lane_now)
             except RuntimeError:
                 pass  # the loop is closed: nothing is queued any more
+
+    def _feed_lane_now(self) -> None:
+        """On the loop, when a runner asked: feed it, and have the next free
+        runner ask again if thread items are still left in the queue."""
+        self._feed_lane()
+        self._lane.wants_feed = self._threads_queued
 
     def _feed_lane(self) -> bool:
         """On the loop: move queued thread items into the lane while it takes
@@ -544,6 +551,7 @@ class WorkGrinder:
             or more than the head that was looked at.
         """
         lane = self._lane
+        self._threads_queued = False
         if not self._pending or not lane.is_open or self._stopping:
             return bool(self._pending)
         queue = self._queue
@@ -559,7 +567,10 @@ class WorkGrinder:
                 item.state = INBOX  # the lane's now, as if offered on arrival
                 moved += 1
             else:
-                others = others or type(item) is not ThreadItem
+                if type(item) is ThreadItem:
+                    self._threads_queued = True
+                else:
+                    others = True
                 kept.append(item)
         queue.extendleft(reversed(kept))
         self._pending -= moved
@@ -761,15 +772,23 @@ class WorkGrinder:
         chunks, and hand them the batch's thread ``items``."""
         lease, lane = batch.lease, self._lane
         linger = min(self._max_wait, LINGER_SECONDS)
-        for started in range(workers):
-            runner = lane.add_runner(linger, until, lambda: lease.active)
+        # Register the runners and hand them the items before any of them
+        # can start: one that found the lane empty could otherwise leave
+        # (closing it) before the items arrive.
+        runners = [lane.add_runner(linger, until, lambda: lease.active) for _ in range(workers)]
+        thread_items = [i for i in items if type(i) is ThreadItem and i.state == RUNNING]
+        for item in thread_items:
+            item.state = INBOX  # the lane's now, as if offered on arrival
+        self._running.difference_update(thread_items)
+        lane.push(thread_items)
+        for index, runner in enumerate(runners):
             try:
                 future = lease.executor.submit(lane.serve, runner)
-            except Exception as exc:
-                lane.leave(runner)
-                if not started:  # the lease ended meanwhile: the items never ran
-                    self._fail_unsubmitted(items, exc)
-                    return
+            except Exception:
+                # The lease ended meanwhile.  The last runner to leave hands
+                # the items (which never ran) back to the loop.
+                for unsent in runners[index:]:
+                    lane.leave(unsent)
                 break
             batch.sent()
             batch.runners = True
@@ -777,11 +796,6 @@ class WorkGrinder:
             future.add_done_callback(
                 lambda f, runner=runner: self._runner_finished(f, batch, lane, runner)  # type: ignore[misc]
             )
-        thread_items = [i for i in items if type(i) is ThreadItem and i.state == RUNNING]
-        for item in thread_items:
-            item.state = INBOX  # the lane's now, as if offered on arrival
-        self._running.difference_update(thread_items)
-        lane.push(thread_items)
         self._watch_lane()  # work left in the queue still gets its batch
 
     def _runner_finished(

@@ -267,3 +267,28 @@ def test_the_process_backend_keeps_thread_submissions_on_the_batch_path() -> Non
             assert g.stats()["lane_runners"] == 0
 
     run(main(), timeout=120)
+
+
+def test_a_batchs_thread_items_reach_its_runners_however_late_they_are_handed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A runner that starts, finds nothing and leaves must not close the lane
+    # on items still being handed to it: they are handed over first.
+    original = neoleasepool.grinder.DirectLane.push
+
+    def slow_push(lane: Any, items: list[Any]) -> None:
+        time.sleep(0.02)  # longer than the runners' linger
+        original(lane, items)
+
+    monkeypatch.setattr(neoleasepool.grinder.DirectLane, "push", slow_push)
+
+    async def main() -> None:
+        mgr = manager(max_pools=1)
+        g = grinder(mgr, batch_size_threshold=2, max_wait_seconds=0.001)
+        async with serving(mgr, g):
+            futures = await asyncio.to_thread(offer_from_thread, g, square, range(2))
+            results = [await asyncio.wait_for(asyncio.wrap_future(f), 10) for f in futures]
+            assert results == [0, 1]
+        assert g.stats()["items_completed"] == 2
+
+    run(main())
