@@ -50,6 +50,9 @@ __all__ = ["DirectLane", "LaneRunner"]
 #: (the grinder's ``max_wait_seconds`` lowers it).
 LINGER_SECONDS = 0.005
 
+#: A runner checks that its lease is still live once per this many items.
+ACTIVE_CHECK_EVERY = 8
+
 
 class LaneRunner:
     """One runner's registration: its limits, its current item, and whether it has left."""
@@ -228,10 +231,17 @@ class DirectLane:
         runner.thread = threading.get_ident()
         self._on_ready()
         try:
+            checks = 0
             while True:
-                if not runner.active():
-                    runner.expired = True
-                    return runner.served, busy
+                # Whether the lease is still live is checked every few items
+                # and after a slow one (it costs a lookup); ``until``, which
+                # ends long before a lease is revoked, is checked every time.
+                checks -= 1
+                if checks < 0:
+                    if not runner.active():
+                        runner.expired = True
+                        return runner.served, busy
+                    checks = ACTIVE_CHECK_EVERY
                 with lock:
                     if self._open and time.monotonic() > runner.until:
                         return runner.served, busy
@@ -271,6 +281,8 @@ class DirectLane:
                 if seconds is not None:
                     busy += seconds
                     runner.served += 1
+                    if seconds > runner.linger:
+                        checks = 0  # a slow item: the lease may have ended meanwhile
         finally:
             self.leave(runner)
 

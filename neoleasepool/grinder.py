@@ -200,7 +200,6 @@ class WorkGrinder:
         self._lane = DirectLane(self._lane_leftovers, self._lane_ready)
         self._served_before = 0
         self._lane_watch: asyncio.TimerHandle | None = None
-        self._threads_queued = False  # the last feed left thread items queued
         self._batch_numbers = itertools.count(1)
         self._in_process = False
         self._pickled = False
@@ -531,15 +530,9 @@ class WorkGrinder:
         loop = self._binding.loop
         if loop is not None and self._pending:
             try:
-                loop.call_soon_threadsafe(self._feed_lane_now)
+                loop.call_soon_threadsafe(self._feed_lane)
             except RuntimeError:
                 pass  # the loop is closed: nothing is queued any more
-
-    def _feed_lane_now(self) -> None:
-        """On the loop, when a runner asked: feed it, and have the next free
-        runner ask again if thread items are still left in the queue."""
-        self._feed_lane()
-        self._lane.wants_feed = self._threads_queued
 
     def _feed_lane(self) -> bool:
         """On the loop: move queued thread items into the lane while it takes
@@ -551,7 +544,6 @@ class WorkGrinder:
             or more than the head that was looked at.
         """
         lane = self._lane
-        self._threads_queued = False
         if not self._pending or not lane.is_open or self._stopping:
             return bool(self._pending)
         queue = self._queue
@@ -567,10 +559,7 @@ class WorkGrinder:
                 item.state = INBOX  # the lane's now, as if offered on arrival
                 moved += 1
             else:
-                if type(item) is ThreadItem:
-                    self._threads_queued = True
-                else:
-                    others = True
+                others = others or type(item) is not ThreadItem
                 kept.append(item)
         queue.extendleft(reversed(kept))
         self._pending -= moved
