@@ -260,7 +260,7 @@ class DirectLane:
                     if block:
                         with lock:
                             self._idle -= 1
-                            if self._waiting > self._idle:
+                            if self._waiting > self._idle and not self._items.empty():
                                 continue  # an item was promised as the wait ran out
                     return runner.served, busy
                 with lock:
@@ -321,6 +321,7 @@ class DirectLane:
             else:  # the last one out empties the lane, wake-ups included
                 self._open = False
                 leftovers = self._take_locked(None)
+                self._waiting = self._idle = 0
             cancelling = self._cancelling
         if cancelling:
             _cancel(leftovers)

@@ -229,11 +229,15 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
     # The manager is back at its target size; its lease counts add up.
     size.value = 25
     pool.notify_scale_changed()
-    wait_until(
-        lambda: (s := pool.stats())["total"] == s["target"] == s["desired"] == 3
-        and s["leased"] == 0 and s["available"] == 3,
-        timeout=60,
-    )
+    try:
+        wait_until(
+            lambda: (s := pool.stats())["total"] == s["target"] == s["desired"] == 3
+            and s["leased"] == 0 and s["available"] == 3,
+            timeout=60,
+        )
+    except AssertionError as exc:  # say what was left, for whoever reads the CI log
+        left = f"manager: {pool.stats()}\ngrinder: {grinder.stats()}"
+        raise AssertionError(f"{exc}\n{left}") from None
     for manager in (pool, short):
         s = manager.stats()
         assert s["leases_granted"] == s["leases_released"] + s["leases_revoked"] + s["leased"]
