@@ -17,6 +17,7 @@ import pytest
 
 from neoleasepool._items import ThreadItem
 from neoleasepool._lane import DirectLane, LaneRunner
+from tests.support import Gate
 
 
 class Sink:
@@ -113,19 +114,13 @@ def test_an_offer_is_refused_while_the_runner_has_not_started(
 def test_an_offer_is_refused_while_every_runner_is_busy(lane: DirectLane, sink: Sink) -> None:
     runner = lane.add_runner(10.0, math.inf, always)
     thread, _ = serving(lane, runner)
-    inside, release = threading.Event(), threading.Event()
-
-    def blocked() -> str:
-        inside.set()
-        assert release.wait(10)
-        return "ran"
-
+    blocked = Gate("ran")
     wait_idle(lane, 1)
     first = item(sink, blocked)
     assert lane.offer(first)
-    assert inside.wait(10)
+    assert blocked.started.wait(10)
     assert lane.offer(item(sink, abs, -1)) is False, "an item would wait behind a busy runner"
-    release.set()
+    blocked.opened.set()
     assert first.result(10) == "ran"
     lane.close()
     joined(thread)
@@ -194,20 +189,14 @@ def test_close_with_cancel_cancels_the_item_a_runner_is_running(
 ) -> None:
     runner = lane.add_runner(10.0, math.inf, always)
     thread, _ = serving(lane, runner)
-    inside, release = threading.Event(), threading.Event()
-
-    def blocked() -> str:
-        inside.set()
-        assert release.wait(10)
-        return "ran"
-
+    blocked = Gate("ran")
     wait_idle(lane, 1)
     running = item(sink, blocked)
     assert lane.offer(running)
-    assert inside.wait(10)
+    assert blocked.started.wait(10)
     lane.close(cancel=True)
     assert running.cancelled(), "a cancelling close left a running item to finish"
-    release.set()
+    blocked.opened.set()
     joined(thread)
     assert sink.ends == {"cancelled": 1}
     with pytest.raises(RuntimeError, match="cancelled"):
