@@ -157,7 +157,7 @@ class BackgroundIntervalWorker(BackgroundAsyncWorker):
             else:
                 timeout = self.delay
             if timeout <= 0 and not wake.is_set():
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # due now (no delay): yield once, run again
                 continue
             try:
                 await asyncio.wait_for(wake.wait(), timeout)

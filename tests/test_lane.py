@@ -111,14 +111,21 @@ def test_an_offer_is_refused_while_the_runner_has_not_started(
     assert lane.offer(item(sink, abs, -1)) is False
 
 
-def test_an_offer_is_refused_while_every_runner_is_busy(lane: DirectLane, sink: Sink) -> None:
-    runner = lane.add_runner(10.0, math.inf, always)
-    thread, _ = serving(lane, runner)
+def busy_runner(
+    lane: DirectLane, sink: Sink
+) -> tuple[threading.Thread, Gate, ThreadItem]:
+    """A runner serving in a thread, busy with a gated item (returned)."""
+    thread, _ = serving(lane, lane.add_runner(10.0, math.inf, always))
     blocked = Gate("ran")
     wait_idle(lane, 1)
-    first = item(sink, blocked)
-    assert lane.offer(first)
+    running = item(sink, blocked)
+    assert lane.offer(running)
     assert blocked.started.wait(10)
+    return thread, blocked, running
+
+
+def test_an_offer_is_refused_while_every_runner_is_busy(lane: DirectLane, sink: Sink) -> None:
+    thread, blocked, first = busy_runner(lane, sink)
     assert lane.offer(item(sink, abs, -1)) is False, "an item would wait behind a busy runner"
     blocked.opened.set()
     assert first.result(10) == "ran"
@@ -187,13 +194,7 @@ def test_an_item_offered_just_before_close_still_runs_once(sink: Sink) -> None:
 def test_close_with_cancel_cancels_the_item_a_runner_is_running(
     lane: DirectLane, sink: Sink
 ) -> None:
-    runner = lane.add_runner(10.0, math.inf, always)
-    thread, _ = serving(lane, runner)
-    blocked = Gate("ran")
-    wait_idle(lane, 1)
-    running = item(sink, blocked)
-    assert lane.offer(running)
-    assert blocked.started.wait(10)
+    thread, blocked, running = busy_runner(lane, sink)
     lane.close(cancel=True)
     assert running.cancelled(), "a cancelling close left a running item to finish"
     blocked.opened.set()
