@@ -18,7 +18,10 @@ runner still queued behind other work, and an item submitted from a
 runner's own thread is refused (the job that submitted it may wait for it):
 a refused item takes the loop's path.
 
-A runner leaves when no item came for ``linger`` seconds, when its lease's
+A runner leaves when no item was offered to the lane for ``linger``
+seconds (not merely none reached it: under the GIL an idle runner can lose
+every race for items to the others for a while, and a lane that shrank to
+one runner would serialize its callers), when its lease's
 reuse window ends (while the lane is open) or the lease stops being live,
 or when the lane closes; the batch (and so the lease) ends when its runners
 have left.  The lane *closes* when the grinder's loop wants the lease back
@@ -46,9 +49,10 @@ from ._items import ENDED, ThreadItem, call_captured
 
 __all__ = ["DirectLane", "LaneRunner"]
 
-#: Longest a runner waits for the next item before it leaves, in seconds
-#: (the grinder's ``max_wait_seconds`` lowers it).
-LINGER_SECONDS = 0.005
+#: How long a runner stays after the last item offered to the lane, in
+#: seconds: several GIL switch intervals (5 ms each), so that a busy lane
+#: keeps its runners, and short enough to give the lease back soon after.
+LINGER_SECONDS = 0.02
 
 #: A runner checks that its lease is still live once per this many items.
 ACTIVE_CHECK_EVERY = 8
@@ -105,6 +109,7 @@ class DirectLane:
         self._open = False
         self._cancelling = False
         self._served_by_gone = 0
+        self._offered_at = 0.0  # time.monotonic() of the last offer while open
         self.offered = 0
         #: Set by the grinder when thread items wait in its queue: the next
         #: runner to become idle asks for them (``on_ready``).
@@ -149,6 +154,7 @@ class DirectLane:
         with self._lock:
             if not self._open:
                 return False
+            self._offered_at = time.monotonic()
             if self._waiting >= self._idle and (
                 self._waiting >= 2 * len(self._runners) or not self._ready_soon(item.origin)
             ):
@@ -185,7 +191,7 @@ class DirectLane:
         """Register a runner (and open the lane); pass it to :meth:`serve`.
 
         Args:
-            linger: Seconds the runner waits for a next item before leaving.
+            linger: Seconds the runner stays after the last offer to the lane.
             until: ``time.monotonic()`` after which it takes no more items
                 while the lane is open.
             active: Whether its lease still takes work (any thread).
@@ -262,6 +268,8 @@ class DirectLane:
                             self._idle -= 1
                             if self._waiting > self._idle and not self._items.empty():
                                 continue  # an item was promised as the wait ran out
+                            if time.monotonic() - self._offered_at < runner.linger:
+                                continue  # others took the items, but items still come
                     return runner.served, busy
                 with lock:
                     if block:

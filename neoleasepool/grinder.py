@@ -760,11 +760,12 @@ class WorkGrinder:
         """Queue a lane runner per worker of the batch's lease, behind its
         chunks, and hand them the batch's thread ``items``."""
         lease, lane = batch.lease, self._lane
-        linger = min(self._max_wait, LINGER_SECONDS)
         # Register the runners and hand them the items before any of them
         # can start: one that found the lane empty could otherwise leave
         # (closing it) before the items arrive.
-        runners = [lane.add_runner(linger, until, lambda: lease.active) for _ in range(workers)]
+        runners = [
+            lane.add_runner(LINGER_SECONDS, until, lambda: lease.active) for _ in range(workers)
+        ]
         thread_items = [i for i in items if type(i) is ThreadItem and i.state == RUNNING]
         for item in thread_items:
             item.state = INBOX  # the lane's now, as if offered on arrival

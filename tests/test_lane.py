@@ -8,6 +8,7 @@ grinder.
 from __future__ import annotations
 
 import math
+import queue
 import threading
 import time
 from collections import Counter
@@ -172,6 +173,50 @@ def test_a_runner_leaves_once_no_item_came_for_its_linger(lane: DirectLane, sink
     assert returned == [(0, 0.0)]
     assert lane.runners == 0 and lane.idle == 0
     assert lane.offer(item(sink, abs, -1)) is False, "a lane without runners took an item"
+
+
+class LosesEveryRace:
+    """The lane's queue, as one runner sees it when the others always take
+    the items first: its waits end empty."""
+
+    def __init__(self, lane: DirectLane, loser: LaneRunner) -> None:
+        self._inner = lane._items
+        self._loser = loser
+        self._never = threading.Event()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        if threading.get_ident() == self._loser.thread:
+            if block:
+                self._never.wait(timeout)
+            raise queue.Empty
+        return self._inner.get(block, timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_an_idle_runner_stays_while_items_keep_coming_to_other_runners(
+    lane: DirectLane, sink: Sink
+) -> None:
+    # Under the GIL an idle runner can miss every item for a while as other
+    # runners take them first; it must not leave while traffic goes on (the
+    # lane would shrink to one runner) but only once offers stop.
+    linger = 0.5
+    taker, loser = (lane.add_runner(linger, math.inf, always) for _ in range(2))
+    lane._items = LosesEveryRace(lane, loser)  # type: ignore[assignment]
+    threads = [serving(lane, runner)[0] for runner in (taker, loser)]
+    wait_idle(lane, 2)
+    ends = time.monotonic() + 3 * linger
+    while time.monotonic() < ends:
+        offered = item(sink, abs, -1)
+        assert lane.offer(offered)
+        assert offered.result(10) == 1
+        assert lane.runners == 2, "the runner that got no items left while items came"
+        time.sleep(linger / 25)  # paces the traffic
+    assert loser.served == 0 and taker.served > 25
+    for thread in threads:  # no more offers: both leave after their linger
+        joined(thread)
+    assert lane.runners == 0
 
 
 def test_an_item_offered_just_before_close_still_runs_once(sink: Sink) -> None:
