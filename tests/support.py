@@ -1,6 +1,7 @@
 """Helpers for tests: a coroutine runner, deadline-bounded waits, factories
 for managers and grinders with small defaults, services started for the
-length of a block, and a gate that holds a thread-backend call.
+length of a block, a gate that holds a thread-backend call, and Ctrl-C
+pressed while the main thread waits in ``block()``.
 
 No pytest-asyncio: :func:`run` drives a coroutine on a fresh loop with
 ``asyncio.run``.
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -141,3 +144,40 @@ class Gate:
     async def wait_started(self, timeout: float = 10.0) -> None:
         started = await asyncio.to_thread(self.started.wait, timeout)
         assert started, "gated call never started"
+
+
+def waits_in_block(thread_id: int) -> bool:
+    """Whether the thread waits inside ``TaskSupervisor.block()`` (inside its
+    ``try``, so that a ``KeyboardInterrupt`` there is the one it handles)."""
+    frame = sys._current_frames().get(thread_id)
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return "block" in names and "wait" in names[: names.index("block")]
+
+
+def ctrl_c_during_block(sup: TaskSupervisor, first: Callable[[], None] = lambda: None) -> None:
+    """Run ``sup.block()`` on the main thread; a helper thread runs ``first``
+    (to feed work, say), then sends SIGINT once the main thread waits there.
+
+    SIGINT gets Python's default handler meanwhile, whatever the process
+    inherited: a shell starts background jobs with SIGINT ignored, and
+    Python then installs no handler of its own.
+    """
+    main = threading.main_thread().ident
+    assert main is not None and threading.get_ident() == main, "signals reach the main thread"
+
+    def interrupt() -> None:
+        first()
+        wait_until(lambda: waits_in_block(main), timeout=30)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    helper = threading.Thread(target=interrupt, name="ctrl-c")
+    try:
+        helper.start()
+        sup.block()  # returns once the Ctrl-C has stopped the supervisor
+    finally:
+        helper.join(30)
+        signal.signal(signal.SIGINT, previous)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
-import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from neoleasepool import LeasedExecutorManager, TaskSupervisor
 from .chaos_work import compute, pid_then, sleep_then
 from .figures import report
 from .resources import Snapshot, proc_children, warm_forkserver
-from .support import run, wait_until
+from .support import ctrl_c_during_block, run, wait_until
 
 BACKENDS = ["thread", "process"]
 ITEMS = 300
@@ -136,15 +134,6 @@ def test_bounded_stop_of_a_stuck_thread_call_ends_within_its_bound(clean: Snapsh
     wait_until(future.done, timeout=30)
 
 
-def _in_block(thread_id: int) -> bool:
-    frame = sys._current_frames().get(thread_id)
-    while frame is not None:
-        if frame.f_code.co_name == "block" and "supervisor" in frame.f_code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigint_during_block_under_load_stops_everything(backend: str, clean: Snapshot) -> None:
     assert threading.current_thread() is threading.main_thread()
@@ -152,24 +141,13 @@ def test_sigint_during_block_under_load_stops_everything(backend: str, clean: Sn
     pool = sup.create_lease_manager("cpu", backend=backend, max_pools=2, workers_per_pool=2)
     grinder = sup.create_work_grinder("g", pool, batch_size_threshold=20, max_wait_seconds=0.02)
     futures: list[concurrent.futures.Future[Any]] = []
-    main = threading.main_thread().ident
-    assert main is not None
 
-    def feed_then_interrupt() -> None:
+    def feed() -> None:
         for i in range(ITEMS):
             futures.append(grinder.enqueue(compute, i))
-        wait_until(lambda: _in_block(main), timeout=30)
-        signal.pthread_kill(main, signal.SIGINT)
 
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    helper = threading.Thread(target=feed_then_interrupt)
     start = time.monotonic()
-    try:
-        helper.start()
-        sup.block()
-    finally:
-        helper.join(30)
-        signal.signal(signal.SIGINT, previous)
+    ctrl_c_during_block(sup, feed)
     _figures["stops"] += 1
     assert time.monotonic() - start < 60
     _figures["bounds_held"] += 1

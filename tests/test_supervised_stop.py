@@ -9,8 +9,6 @@ autouse leak fixture checks the last part).
 from __future__ import annotations
 
 import concurrent.futures
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +27,7 @@ from neoleasepool import (
 )
 
 from .supervised_work import FileGate, gated, square, touch_then
-from .support import outcome, started_supervisor, wait_until
+from .support import ctrl_c_during_block, outcome, started_supervisor, wait_until, waits_in_block
 
 BACKENDS = ["thread", "process"]
 
@@ -285,15 +283,6 @@ def test_stop_with_wait_seconds_and_a_stuck_callable_ends_within_its_bound(
 # ----------------------------------------------------------------- signals
 
 
-def _in_block(thread_id: int) -> bool:
-    frame = sys._current_frames().get(thread_id)
-    while frame is not None:
-        if frame.f_code.co_name == "block" and "supervisor" in frame.f_code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
-
-
 def test_sigint_during_block_stops_everything_gracefully(
     sup: TaskSupervisor, backend: str
 ) -> None:
@@ -301,21 +290,7 @@ def test_sigint_during_block_stops_everything_gracefully(
     pool = sup.create_lease_manager("cpu", backend=backend, max_pools=2, workers_per_pool=1)
     grinder = sup.create_work_grinder("g", pool, batch_size_threshold=100, max_wait_seconds=5)
     futures = [grinder.enqueue(square, i) for i in range(30)]  # queued at the signal
-    main = threading.main_thread().ident
-    assert main is not None
-
-    def interrupt() -> None:
-        wait_until(lambda: _in_block(main), timeout=30)
-        signal.pthread_kill(main, signal.SIGINT)
-
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    helper = threading.Thread(target=interrupt)
-    try:
-        helper.start()
-        sup.block()  # returns once the Ctrl-C has stopped the supervisor
-    finally:
-        helper.join(30)
-        signal.signal(signal.SIGINT, previous)
+    ctrl_c_during_block(sup)
     assert not sup.active
     assert pool.stopped and grinder.stopped and not pool.aloop.active
     assert [outcome(f) for f in futures] == [i * i for i in range(30)]
@@ -325,8 +300,10 @@ def test_block_returns_when_another_thread_stops_the_supervisor(sup: TaskSupervi
     pool = sup.create_lease_manager("cpu", max_pools=1, workers_per_pool=1)
     grinder = sup.create_work_grinder("g", pool, batch_size_threshold=10, max_wait_seconds=5)
     futures = [grinder.enqueue(square, i) for i in range(5)]
-    stopper = threading.Thread(target=lambda: (wait_until(lambda: _in_block(main)), sup.stop()))
     main = threading.get_ident()
+    stopper = threading.Thread(
+        target=lambda: (wait_until(lambda: waits_in_block(main)), sup.stop())
+    )
     stopper.start()
     sup.block()
     stopper.join(30)

@@ -27,7 +27,7 @@ from neoleasepool import (
 )
 from neoleasepool import spawn as default_spawn
 
-from .support import started_supervisor, wait_until
+from .support import ctrl_c_during_block, started_supervisor, wait_until
 
 
 @pytest.fixture
@@ -217,28 +217,11 @@ def test_block_returns_at_once_when_not_running() -> None:
     TaskSupervisor().block()
 
 
-def _main_thread_waits_in_block() -> bool:
-    frame = sys._current_frames().get(threading.main_thread().ident or 0)
-    names = []
-    while frame is not None:
-        names.append(frame.f_code.co_name)
-        frame = frame.f_back
-    return "block" in names and "wait" in names[: names.index("block")]
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_in_block_stops_the_supervisor_gracefully(sup: TaskSupervisor) -> None:
     aloop = sup.create_aloop("busy")
     future = aloop.submit(asyncio.sleep, 0.05, "finished")
-
-    def interrupt() -> None:
-        wait_until(_main_thread_waits_in_block)
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-
-    sender = threading.Thread(target=interrupt)
-    sender.start()
-    sup.block()
-    sender.join()
+    ctrl_c_during_block(sup)
     assert not sup.active
     assert future.result(timeout=0) == "finished"
 
