@@ -79,6 +79,7 @@ class _ItemFields:
     enqueued_at: float
     state: int
     outcome: Outcome | None
+    requeued: bool  # put back once after a broken pool refused it unrun
 
 
 def _init_fields(
@@ -97,12 +98,13 @@ def _init_fields(
     item.enqueued_at = time.monotonic()
     item.state = state
     item.outcome = None
+    item.requeued = False
 
 
 class AsyncItem(asyncio.Future[Any], _ItemFields):
     """An item submitted on the grinder's loop; awaiting it gives the result."""
 
-    __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "sink", "state")
+    __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "requeued", "sink", "state")
 
     def __init__(
         self,
@@ -150,7 +152,9 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     handed an item from its own thread (see ``_lane.py``).
     """
 
-    __slots__ = ("args", "enqueued_at", "fn", "kwargs", "origin", "outcome", "sink", "state")
+    __slots__ = (
+        "args", "enqueued_at", "fn", "kwargs", "origin", "outcome", "requeued", "sink", "state",
+    )
 
     def __init__(
         self,

@@ -95,7 +95,7 @@ class _Batch:
     """Calls (chunks and lane runners) running under one lease; ``done`` is
     set once none is out."""
 
-    __slots__ = ("done", "lease", "load", "open", "outstanding", "runners")
+    __slots__ = ("done", "lease", "load", "open", "outstanding", "refused", "runners")
 
     def __init__(self, lease: ExecutorLease, load: _Load, open_batches: set[_Batch]) -> None:
         self.lease = lease
@@ -103,6 +103,7 @@ class _Batch:
         self.open = open_batches  # the grinder's batches in flight (this run's)
         self.outstanding = 0
         self.runners = False  # lane runners serve from its lease's workers
+        self.refused = False  # its lease refused a call: feed that lease no more
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def sent(self) -> None:
@@ -623,7 +624,13 @@ class WorkGrinder:
         while True:
             wake.clear()
             if self._stopping and not self._pending:
-                return
+                # A lease worker can still hand items back (see
+                # _return_unsent): leave only once none is running.
+                running = [w for w in self._workers if not w.done()]
+                if not running:
+                    return
+                await asyncio.wait(running)
+                continue
             if not self._batch_ready():
                 timer = None
                 if self._pending:
@@ -702,6 +709,7 @@ class WorkGrinder:
                 running = [b for b in running if not b.done.done()]
                 if (
                     self._cancelling
+                    or batch.refused
                     or not lease.active
                     or not self._batch_ready()
                     or time.monotonic() > reuse_until
@@ -733,7 +741,8 @@ class WorkGrinder:
             try:
                 self._submit_chunk(batch, chunked[start : start + size])
             except Exception as exc:
-                self._fail_unsubmitted(chunked[start:] + direct, exc)
+                batch.refused = True
+                self._return_unsent(chunked[start:] + direct, exc)
                 break
         else:
             if direct:
@@ -837,6 +846,27 @@ class WorkGrinder:
         for item in items:
             if item.state == RUNNING:
                 self._end(item, (False, exc))
+
+    def _return_unsent(self, items: list[Item], exc: BaseException) -> None:
+        """On the loop: a lease refused ``items`` (none of them ran).
+
+        A pool that broke before they were sent (a worker died while it
+        was idle, or under an earlier batch) is replaced by its manager, so
+        they go back to the head of the queue for the next lease, once; on
+        any other refusal, or the second time, they fail with its error.
+        """
+        if not isinstance(exc, concurrent.futures.BrokenExecutor) or self._cancelling:
+            self._fail_unsubmitted(items, exc)
+            return
+        back = [i for i in items if i.state == RUNNING and not i.requeued]
+        self._fail_unsubmitted([i for i in items if i.requeued], exc)
+        for item in back:
+            item.state, item.requeued = QUEUED, True
+        self._running.difference_update(back)
+        self._queue.extendleft(reversed(back))
+        self._pending += len(back)
+        if back and self._wake is not None:
+            self._wake.set()
 
     def _chunk_finished(
         self, future: concurrent.futures.Future[Any], chunk: list[Item], batch: _Batch

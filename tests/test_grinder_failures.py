@@ -424,3 +424,71 @@ def test_process_chunks_are_plain_picklable_calls() -> None:
     assert outcomes[0] == (True, 9)
     assert outcomes[1][0] is False and isinstance(outcomes[1][1], KeyError)
     assert seconds >= 0
+
+
+# ------------------------------------------------ pools broken before a batch
+
+
+class BrokenPool(ThreadPoolExecutor):
+    """Refuses every call, as a process pool whose worker died while it was
+    idle does (``BrokenProcessPool`` from ``submit``)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        raise BrokenProcessPool("a worker died while the pool was idle")
+
+
+def first_pool_broken(spec: PoolSpec) -> Executor:
+    return BrokenPool(1) if spec.index == 1 else ThreadPoolExecutor(spec.workers)
+
+
+def test_items_a_broken_pool_refused_run_on_its_replacement() -> None:
+    # They never ran, so they go back to the queue; and the lease whose
+    # pool refused them gets no more batches (before its manager had
+    # replaced the pool, every queued batch went to it and failed).
+    register_backend("tests-first-pool-broken", first_pool_broken, replace=True)
+
+    async def main() -> None:
+        mgr = manager(backend="tests-first-pool-broken", max_pools=1, min_pools=1)
+        g = grinder(mgr, batch_size_threshold=10, max_wait_seconds=0.01)
+        async with serving(mgr, g):
+            futures = [await g.enqueue(square, i) for i in range(100)]
+            results = await asyncio.wait_for(asyncio.gather(*futures), 30)
+            assert results == [i * i for i in range(100)]
+            assert mgr.stats()["pools_broken"] == 1
+            stats = g.stats()
+            assert (stats["items_completed"], stats["items_failed"]) == (100, 0)
+
+    run(main())
+
+
+def test_items_refused_by_a_second_broken_pool_fail_instead_of_bouncing() -> None:
+    register_backend("tests-every-pool-broken", lambda spec: BrokenPool(1), replace=True)
+
+    async def main() -> None:
+        mgr = manager(backend="tests-every-pool-broken", max_pools=1)
+        g = grinder(mgr, batch_size_threshold=5, max_wait_seconds=0.01)
+        async with serving(mgr, g):
+            futures = [await g.enqueue(square, i) for i in range(20)]
+            await asyncio.wait_for(asyncio.wait(futures), 30)
+            assert all(isinstance(f.exception(), BrokenProcessPool) for f in futures)
+            assert g.stats()["items_failed"] == 20
+            assert mgr.stats()["pools_broken"] >= 2  # each item was refused twice
+
+    run(main())
+
+
+def test_a_draining_stop_runs_items_a_broken_pool_handed_back() -> None:
+    register_backend("tests-first-pool-broken", first_pool_broken, replace=True)
+
+    async def main() -> None:
+        mgr = manager(backend="tests-first-pool-broken", max_pools=1, min_pools=1)
+        g = grinder(mgr, batch_size_threshold=10, max_wait_seconds=30)
+        async with serving(mgr):
+            await g.start()
+            # One batch: the batcher has nothing left to take once it has
+            # leased a pool for it, and must still wait for it to come back.
+            futures = [await g.enqueue(square, i) for i in range(5)]
+            await g.stop()  # forms the batch at once; the broken pool refuses it
+            assert [f.result() for f in futures] == [i * i for i in range(5)]
+
+    run(main())
