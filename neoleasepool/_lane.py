@@ -18,10 +18,11 @@ runner still queued behind other work, and an item submitted from a
 runner's own thread is refused (the job that submitted it may wait for it):
 a refused item takes the loop's path.
 
-A runner leaves when no item was offered to the lane for ``linger``
-seconds (not merely none reached it: under the GIL an idle runner can lose
-every race for items to the others for a while, and a lane that shrank to
-one runner would serialize its callers), when its lease's
+A runner leaves when the lane accepted no item for ``linger`` seconds (not
+merely none reached it: under the GIL an idle runner can lose every race
+for items to the others for a while, and a lane that shrank to one runner
+would serialize its callers; but it leaves after ``STARVED_LINGERS``
+lingers without an item of its own), when its lease's
 reuse window ends (while the lane is open) or the lease stops being live,
 or when the lane closes; the batch (and so the lease) ends when its runners
 have left.  The lane *closes* when the grinder's loop wants the lease back
@@ -53,6 +54,11 @@ __all__ = ["DirectLane", "LaneRunner"]
 #: seconds: several GIL switch intervals (5 ms each), so that a busy lane
 #: keeps its runners, and short enough to give the lease back soon after.
 LINGER_SECONDS = 0.02
+
+#: A runner that other runners beat to every item leaves after this many
+#: lingers without one, even while items keep coming: it holds a lease that
+#: others (other grinders, say) may be waiting for.
+STARVED_LINGERS = 10
 
 #: A runner checks that its lease is still live once per this many items.
 ACTIVE_CHECK_EVERY = 8
@@ -109,7 +115,7 @@ class DirectLane:
         self._open = False
         self._cancelling = False
         self._served_by_gone = 0
-        self._offered_at = 0.0  # time.monotonic() of the last offer while open
+        self._offered_at = 0.0  # time.monotonic() of the last item accepted
         self.offered = 0
         #: Set by the grinder when thread items wait in its queue: the next
         #: runner to become idle asks for them (``on_ready``).
@@ -154,7 +160,6 @@ class DirectLane:
         with self._lock:
             if not self._open:
                 return False
-            self._offered_at = time.monotonic()
             if self._waiting >= self._idle and (
                 self._waiting >= 2 * len(self._runners) or not self._ready_soon(item.origin)
             ):
@@ -162,6 +167,7 @@ class DirectLane:
             self._waiting += 1
             if new:
                 self.offered += 1
+            self._offered_at = time.monotonic()
             self._items.put(item)
         return True
 
@@ -191,7 +197,9 @@ class DirectLane:
         """Register a runner (and open the lane); pass it to :meth:`serve`.
 
         Args:
-            linger: Seconds the runner stays after the last offer to the lane.
+            linger: Seconds the runner stays after the last item the lane
+                accepted (at most ``STARVED_LINGERS`` times that after its
+                own last item).
             until: ``time.monotonic()`` after which it takes no more items
                 while the lane is open.
             active: Whether its lease still takes work (any thread).
@@ -236,6 +244,7 @@ class DirectLane:
         busy = 0.0
         runner.thread = threading.get_ident()
         self._on_ready()
+        fed_at = time.monotonic()  # when this runner last took an item
         try:
             checks = 0
             while True:
@@ -268,7 +277,11 @@ class DirectLane:
                             self._idle -= 1
                             if self._waiting > self._idle and not self._items.empty():
                                 continue  # an item was promised as the wait ran out
-                            if time.monotonic() - self._offered_at < runner.linger:
+                            now = time.monotonic()
+                            if (
+                                now - self._offered_at < runner.linger
+                                and now - fed_at < STARVED_LINGERS * runner.linger
+                            ):
                                 continue  # others took the items, but items still come
                     return runner.served, busy
                 with lock:
@@ -284,6 +297,7 @@ class DirectLane:
                     self._waiting -= 1
                     runner.current = item
                     runner.finished = False
+                fed_at = time.monotonic()
                 seconds = self._run(item)
                 runner.finished = True
                 if seconds is not None:

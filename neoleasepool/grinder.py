@@ -625,11 +625,15 @@ class WorkGrinder:
             wake.clear()
             if self._stopping and not self._pending:
                 # A lease worker can still hand items back (see
-                # _return_unsent): leave only once none is running.
-                running = [w for w in self._workers if not w.done()]
+                # _return_unsent, which wakes us): leave only once none runs.
+                running = {w for w in self._workers if not w.done()}
                 if not running:
                     return
-                await asyncio.wait(running)
+                woken = loop.create_task(wake.wait())
+                try:
+                    await asyncio.wait({*running, woken}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    woken.cancel()
                 continue
             if not self._batch_ready():
                 timer = None
@@ -865,8 +869,10 @@ class WorkGrinder:
         self._running.difference_update(back)
         self._queue.extendleft(reversed(back))
         self._pending += len(back)
-        if back and self._wake is not None:
-            self._wake.set()
+        if back:
+            if self._wake is not None:
+                self._wake.set()
+            self._watch_lane()
 
     def _chunk_finished(
         self, future: concurrent.futures.Future[Any], chunk: list[Item], batch: _Batch
@@ -968,7 +974,7 @@ class WorkGrinder:
                 try:
                     self._submit_chunk(batch, [item])
                 except Exception as exc:
-                    self._fail_unsubmitted(chunk[index:], exc)
+                    self._return_unsent(chunk[index:], exc)
                     break
             failure = None  # the resubmitted items settle on their own
         for item in chunk:

@@ -167,17 +167,26 @@ def ctrl_c_during_block(sup: TaskSupervisor, first: Callable[[], None] = lambda:
     """
     main = threading.main_thread().ident
     assert main is not None and threading.get_ident() == main, "signals reach the main thread"
+    failures: list[BaseException] = []
 
     def interrupt() -> None:
-        first()
-        wait_until(lambda: waits_in_block(main), timeout=30)
-        signal.pthread_kill(main, signal.SIGINT)
+        try:
+            first()
+            wait_until(lambda: waits_in_block(main), timeout=30)
+        except BaseException as exc:  # reported below; the Ctrl-C still comes
+            failures.append(exc)
+        finally:
+            signal.pthread_kill(main, signal.SIGINT)  # never leave block() waiting
 
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     helper = threading.Thread(target=interrupt, name="ctrl-c")
     try:
         helper.start()
         sup.block()  # returns once the Ctrl-C has stopped the supervisor
+    except KeyboardInterrupt:  # not as the test's own: pytest would end the session
+        failures.append(AssertionError("the Ctrl-C arrived outside block()'s wait"))
     finally:
         helper.join(30)
         signal.signal(signal.SIGINT, previous)
+    if failures:
+        raise failures[0]

@@ -492,3 +492,36 @@ def test_a_draining_stop_runs_items_a_broken_pool_handed_back() -> None:
             assert [f.result() for f in futures] == [i * i for i in range(5)]
 
     run(main())
+
+
+def second_pool_broken(spec: PoolSpec) -> Executor:
+    return BrokenPool(1) if spec.index == 2 else ThreadPoolExecutor(spec.workers)
+
+
+def test_items_handed_back_during_a_drain_do_not_wait_for_other_leases() -> None:
+    # While a draining stop runs, a batch refused by a broken pool goes back
+    # to the queue; it must get a fresh pool at once, not only after every
+    # other lease's work (which may itself wait for it) has ended.
+    register_backend("tests-second-pool-broken", second_pool_broken, replace=True)
+    gate = threading.Event()
+
+    async def main() -> None:
+        mgr = manager(backend="tests-second-pool-broken", max_pools=2, workers_per_pool=2)
+        g = grinder(mgr, batch_size_threshold=4, max_wait_seconds=30, chunk_size=1)
+        async with serving(mgr):
+            await g.start()
+            try:
+                held = [await g.enqueue(gate.wait, 30)]
+                held += [await g.enqueue(square, i) for i in range(3)]
+                await asyncio.wait_for(asyncio.gather(*held[1:]), 30)  # pool 1 holds the gate
+                queued = [await g.enqueue(square, i) for i in range(3)]  # under the threshold
+                stopping = asyncio.ensure_future(g.stop())  # their batch: pool 2 refuses it
+                done = await asyncio.wait_for(asyncio.gather(*queued), 10)
+                assert done == [0, 1, 4] and not held[0].done()
+            finally:
+                gate.set()
+            await asyncio.wait_for(stopping, 30)
+            assert held[0].result() is True
+            assert mgr.stats()["pools_broken"] == 1
+
+    run(main())

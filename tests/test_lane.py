@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from neoleasepool._items import ThreadItem
-from neoleasepool._lane import DirectLane, LaneRunner
+from neoleasepool._lane import STARVED_LINGERS, DirectLane, LaneRunner
 from tests.support import Gate
 
 
@@ -200,21 +200,28 @@ def test_an_idle_runner_stays_while_items_keep_coming_to_other_runners(
 ) -> None:
     # Under the GIL an idle runner can miss every item for a while as other
     # runners take them first; it must not leave while traffic goes on (the
-    # lane would shrink to one runner) but only once offers stop.
-    linger = 0.5
+    # lane would shrink to one runner), only once the lane gets no items or
+    # after STARVED_LINGERS lingers without an item of its own.
+    linger = 0.2
     taker, loser = (lane.add_runner(linger, math.inf, always) for _ in range(2))
     lane._items = LosesEveryRace(lane, loser)  # type: ignore[assignment]
     threads = [serving(lane, runner)[0] for runner in (taker, loser)]
     wait_idle(lane, 2)
-    ends = time.monotonic() + 3 * linger
-    while time.monotonic() < ends:
+    started = time.monotonic()
+    rounds = 0
+    stayed = 0.0
+    while lane.runners == 2:
+        stayed = time.monotonic() - started
+        assert stayed < 30, "the runner that got no items never left"
         offered = item(sink, abs, -1)
         assert lane.offer(offered)
         assert offered.result(10) == 1
-        assert lane.runners == 2, "the runner that got no items left while items came"
+        rounds += 1
         time.sleep(linger / 25)  # paces the traffic
-    assert loser.served == 0 and taker.served > 25
-    for thread in threads:  # no more offers: both leave after their linger
+    assert stayed >= STARVED_LINGERS * linger * 0.9, f"it left after {stayed:.2f} s"
+    assert loser.left and not taker.left
+    assert loser.served == 0 and taker.served == rounds
+    for thread in threads:  # no more items: the taker leaves after its linger
         joined(thread)
     assert lane.runners == 0
 
