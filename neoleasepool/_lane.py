@@ -50,7 +50,7 @@ from ._items import ENDED, ThreadItem, call_captured
 
 __all__ = ["DirectLane", "LaneRunner"]
 
-#: How long a runner stays after the last item offered to the lane, in
+#: How long a runner stays after the last item the lane accepted, in
 #: seconds: several GIL switch intervals (5 ms each), so that a busy lane
 #: keeps its runners, and short enough to give the lease back soon after.
 LINGER_SECONDS = 0.02
