@@ -1,7 +1,7 @@
 """neoleasepool: leased executors, batching and supervision for async and sync code.
 
 The public names are re-exported here; each lives in a small module of its
-own (see ``DESIGN`` in the docs for the layers).
+own (``doc/architecture.md`` draws the layers).
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
-from .aloop import ALoop
-from .backends import (
+from .backends.base import (
     Backend,
     BackendSession,
     ExecutorBackend,
@@ -18,7 +17,8 @@ from .backends import (
     backend_availability,
     register_backend,
 )
-from .dask_backend import DaskBackend, DaskWorkLostError
+from .backends.dask import DaskBackend, DaskWorkLostError
+from .backends.process_logging import ProcessLoggingConfig
 from .exceptions import (
     LeaseExpiredError,
     LeasePoolError,
@@ -27,13 +27,12 @@ from .exceptions import (
     UnsupportedBackendError,
     WrongLoopError,
 )
-from .grinder import WorkGrinder
-from .lease import ExecutorLease, LeaseState
-from .manager import LeasedExecutorManager
-from .process_logging import ProcessLoggingConfig
-from .supervised import SupervisedLease, SupervisedLeaseManager, SupervisedWorkGrinder
-from .supervisor import SupervisorInfo, TaskSupervisor, spawn, task_supervisor
-from .workers import (
+from .grinder.facade import WorkGrinder
+from .leasing.lease import ExecutorLease, LeaseState
+from .leasing.manager import LeasedExecutorManager
+from .loops.aloop import ALoop
+from .supervision.supervisor import SupervisorInfo, TaskSupervisor, spawn, task_supervisor
+from .supervision.workers import (
     BackgroundAsyncWorker,
     BackgroundEventWorker,
     BackgroundIntervalWorker,
@@ -41,6 +40,7 @@ from .workers import (
     BackgroundWorker,
     background_worker,
 )
+from .sync.supervised import SupervisedLease, SupervisedLeaseManager, SupervisedWorkGrinder
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 # The "dask" backend imports distributed only when a manager starts on it.

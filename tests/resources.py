@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from neoleasepool.process_logging import safe_mp_context
+from neoleasepool.backends.process_logging import safe_mp_context
 
 from .support import wait_until
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neoleasepool._chunking import DEFAULT_TARGET_SECONDS, ChunkPlanner
+from neoleasepool.grinder.chunking import DEFAULT_TARGET_SECONDS, ChunkPlanner
 
 
 def test_runs_one_item_per_call_before_any_measurement() -> None:

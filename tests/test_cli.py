@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from neoleasepool import __version__, cli
-from neoleasepool._render import Snapshot, frame_lines, plain_line, progress_bar
+from neoleasepool import __version__
+from neoleasepool.cli import commands as cli
+from neoleasepool.cli.render import Snapshot, frame_lines, plain_line, progress_bar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO = [sys.executable, "-m", "neoleasepool", "demo", "--seconds", "3"]

@@ -34,7 +34,7 @@ from neoleasepool import (
     WorkGrinder,
     backend_availability,
 )
-from neoleasepool.dask_backend import DaskExecutor
+from neoleasepool.backends.dask import DaskExecutor
 from tests.conftest import service_owned
 from tests.dask_work import block_until, echo_kwargs, fresh_token, kill_worker, square
 from tests.support import await_until, run, wait_until

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-import neoleasepool.grinder
+import neoleasepool.grinder.facade
 from neoleasepool import LeasePoolNotStartedError, WorkGrinder
 from tests.grinder_work import square
 from tests.support import Gate, await_until, make_grinder, make_manager, run, serving
@@ -168,7 +168,7 @@ def test_a_cancelling_stop_cancels_an_item_running_in_the_lane(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Runners wait long enough for the test to hand one an item on a loaded machine.
-    monkeypatch.setattr(neoleasepool.grinder, "LINGER_SECONDS", 30.0)
+    monkeypatch.setattr(neoleasepool.grinder.facade, "LINGER_SECONDS", 30.0)
 
     async def main() -> None:
         mgr = manager(workers_per_pool=1)
@@ -274,13 +274,13 @@ def test_a_batchs_thread_items_reach_its_runners_however_late_they_are_handed_ov
 ) -> None:
     # A runner that starts, finds nothing and leaves must not close the lane
     # on items still being handed to it: they are handed over first.
-    original = neoleasepool.grinder.DirectLane.push
+    original = neoleasepool.grinder.facade.DirectLane.push
 
     def slow_push(lane: Any, items: list[Any]) -> None:
         time.sleep(0.02)  # longer than the runners' linger
         original(lane, items)
 
-    monkeypatch.setattr(neoleasepool.grinder.DirectLane, "push", slow_push)
+    monkeypatch.setattr(neoleasepool.grinder.facade.DirectLane, "push", slow_push)
 
     async def main() -> None:
         mgr = manager(max_pools=1)

@@ -19,7 +19,7 @@ from neoleasepool import (
     TaskSupervisor,
     WorkGrinder,
 )
-from neoleasepool.aloop import ALoop
+from neoleasepool.loops.aloop import ALoop
 
 from .chaos_work import compute, raise_base, unpicklable_result
 from .figures import report

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from neoleasepool._items import ThreadItem
-from neoleasepool._lane import STARVED_LINGERS, DirectLane, LaneRunner
+from neoleasepool.grinder.items import ThreadItem
+from neoleasepool.grinder.lane import STARVED_LINGERS, DirectLane, LaneRunner
 from tests.support import Gate
 
 

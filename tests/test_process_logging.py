@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from neoleasepool import LeasedExecutorManager, ProcessLoggingConfig
-from neoleasepool.process_logging import resolve_log_level
+from neoleasepool.backends.process_logging import resolve_log_level
 from tests.support import run, serving
 from tests.workfns import log_message, remember, remembered
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from neoleasepool import LeasedExecutorManager, WorkGrinder
-from neoleasepool.sizing import read_units, target_pools
+from neoleasepool.leasing.sizing import read_units, target_pools
 
 from .figures import report
 from .support import run

@@ -20,7 +20,7 @@ import types
 import pytest
 
 from neoleasepool import LeasedExecutorManager, LeaseExpiredError, TaskSupervisor
-from neoleasepool.process_logging import safe_mp_context
+from neoleasepool.backends.process_logging import safe_mp_context
 
 from .chaos_work import SECRET, echo, fail_with
 from .figures import report

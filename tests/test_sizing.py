@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from neoleasepool import LeasedExecutorManager
-from neoleasepool.sizing import read_units, target_pools
+from neoleasepool.leasing.sizing import read_units, target_pools
 from tests.support import await_until, run, serving
 from tests.workfns import square, thread_name
 

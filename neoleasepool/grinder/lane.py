@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._items import ENDED, ThreadItem, call_captured
+from .items import ENDED, ThreadItem, call_captured
 
 __all__ = ["DirectLane", "LaneRunner"]
 

@@ -22,16 +22,16 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from ._portal import LoopPortal
-from ._validation import check_duration
-from .types import Stats, WaitArg
+from .._util.validation import check_duration
+from ..types import Stats, WaitArg
+from .portal import LoopPortal
 
 if TYPE_CHECKING:
-    from .supervisor import TaskSupervisor
+    from ..supervision.supervisor import TaskSupervisor
 
 __all__ = ["ALoop", "deadline_from_wait", "remaining"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("neoleasepool.aloop")
 
 #: Seconds each cancellation round may take before tasks are cancelled again.
 CANCEL_GRACE_SECONDS = 2.0

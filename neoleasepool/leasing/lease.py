@@ -35,8 +35,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ._futures import copy_outcome
-from .exceptions import LeaseExpiredError
+from .._util.futures import copy_outcome
+from ..exceptions import LeaseExpiredError
 
 if TYPE_CHECKING:
     from typing_extensions import Self

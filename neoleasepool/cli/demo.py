@@ -34,10 +34,10 @@ import time
 from collections import deque
 from typing import Any, TextIO
 
-from ._render import Screen, Snapshot, summary_lines
-from .exceptions import LeaseExpiredError
-from .supervised import SupervisedLeaseManager, SupervisedWorkGrinder
-from .supervisor import task_supervisor
+from ..exceptions import LeaseExpiredError
+from ..supervision.supervisor import task_supervisor
+from ..sync.supervised import SupervisedLeaseManager, SupervisedWorkGrinder
+from .render import Screen, Snapshot, summary_lines
 
 __all__ = ["SensorGlitch", "run_demo"]
 
@@ -266,7 +266,7 @@ class Demo:
         )
 
     def run(self) -> int:
-        from .workers import background_worker
+        from ..supervision.workers import background_worker
 
         task_supervisor.start()
         interrupted = False

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; return the exit code."""
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from ._demo import run_demo
+        from .demo import run_demo
 
         live = sys.stdout.isatty() and not args.plain and os.environ.get("TERM") != "dumb"
         return run_demo(args.seconds, sys.stdout, live=live)
@@ -103,7 +103,7 @@ def find_benchmarks(start: Path | None = None) -> Path | None:
     then next to the package (an editable install from a checkout).
     """
     here = (start or Path.cwd()).resolve()
-    package_root = Path(__file__).resolve().parent.parent
+    package_root = Path(__file__).resolve().parents[2]
     for candidate in (here, *here.parents, package_root):
         if (candidate / "benchmarks" / "__main__.py").is_file():
             return candidate
@@ -157,8 +157,8 @@ def _defaults(fn: Any) -> dict[str, Any]:
 
 def info_text() -> str:
     """What ``info`` prints."""
-    from . import LeasedExecutorManager, WorkGrinder, __version__, backend_availability
-    from ._pool import default_max_size
+    from .. import LeasedExecutorManager, WorkGrinder, __version__, backend_availability
+    from ..supervision.pool import default_max_size
 
     lines = [
         f"neoleasepool {__version__}",

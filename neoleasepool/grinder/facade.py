@@ -37,8 +37,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._chunking import ChunkPlanner
-from ._items import (
+from .._util.loops import LoopBinding
+from .._util.mailbox import Mailbox
+from .._util.validation import check_duration, check_optional_timeout, check_positive_int
+from ..exceptions import LeaseExpiredError, LeasePoolNotStartedError, WrongLoopError
+from ..leasing.lease import ExecutorLease
+from ..leasing.manager import LeasedExecutorManager
+from ..types import Stats
+from .chunking import ChunkPlanner
+from .items import (
     ENDED,
     INBOX,
     QUEUED,
@@ -50,14 +57,7 @@ from ._items import (
     run_calls_pickled,
     run_items,
 )
-from ._lane import LINGER_SECONDS, DirectLane, LaneRunner
-from ._loops import LoopBinding
-from ._mailbox import Mailbox
-from ._validation import check_duration, check_optional_timeout, check_positive_int
-from .exceptions import LeaseExpiredError, LeasePoolNotStartedError, WrongLoopError
-from .lease import ExecutorLease
-from .manager import LeasedExecutorManager
-from .types import Stats
+from .lane import LINGER_SECONDS, DirectLane, LaneRunner
 
 __all__ = ["WorkGrinder"]
 

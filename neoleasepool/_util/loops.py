@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from .exceptions import WrongLoopError
+from ..exceptions import WrongLoopError
 
 __all__ = ["LoopBinding"]
 

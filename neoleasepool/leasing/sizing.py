@@ -17,7 +17,7 @@ import math
 import numbers
 from typing import Any
 
-from .types import SizeProvider
+from ..types import SizeProvider
 
 __all__ = ["read_units", "target_pools"]
 

@@ -18,8 +18,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .aloop import remaining
-from .types import Stats, WaitArg
+from ..loops.aloop import remaining
+from ..types import Stats, WaitArg
 
 __all__ = ["Registration", "SchedulerRegistry", "scheduler_name"]
 

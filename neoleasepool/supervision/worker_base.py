@@ -35,15 +35,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._futures import transfer_concurrent
-from .aloop import CANCEL_GRACE_SECONDS, ALoop
-from .exceptions import LeasePoolNotStartedError, WrongLoopError
+from .._util.futures import transfer_concurrent
+from ..exceptions import LeasePoolNotStartedError, WrongLoopError
+from ..loops.aloop import CANCEL_GRACE_SECONDS, ALoop
+from ..types import Stats, WaitArg
 from .supervisor import TaskSupervisor, task_supervisor
-from .types import Stats, WaitArg
 
 __all__ = ["BackgroundAsyncWorker", "BackgroundWorker"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("neoleasepool.workers")
 
 _numbers = itertools.count(1)
 

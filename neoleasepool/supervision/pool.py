@@ -18,12 +18,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
-from ._validation import check_positive_int
-from .types import Stats
+from .._util.validation import check_positive_int
+from ..types import Stats
 
 __all__ = ["SupervisorPool", "default_max_size"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("neoleasepool.supervisor")
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -43,8 +43,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from .backends import Backend, BackendSession, PoolSpec
-from .exceptions import LeasePoolError
+from ..exceptions import LeasePoolError
+from .base import Backend, BackendSession, PoolSpec
 from .process_logging import ProcessLoggingConfig
 
 __all__ = ["DaskBackend", "DaskExecutor", "DaskWorkLostError"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .exceptions import UnsupportedBackendError
+from ..exceptions import UnsupportedBackendError
 from .process_logging import ProcessLogForwarder, ProcessLoggingConfig, safe_mp_context
 
 __all__ = [

@@ -19,7 +19,7 @@ import threading
 import time
 from concurrent.futures import Executor
 
-from .backends import BackendSession
+from ..backends.base import BackendSession
 
 __all__ = ["PoolReaper"]
 

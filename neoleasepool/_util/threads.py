@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from ._futures import copy_outcome
+from .futures import copy_outcome
 
 __all__ = ["run_in_thread"]
 

@@ -32,13 +32,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from ._validation import check_optional_timeout
-from .aloop import ALoop, deadline_from_wait, remaining
-from .exceptions import LeaseExpiredError, LeasePoolNotStartedError, WrongLoopError
-from .grinder import WorkGrinder
-from .lease import ExecutorLease
-from .manager import LeasedExecutorManager
-from .types import Stats, WaitArg
+from .._util.validation import check_optional_timeout
+from ..exceptions import LeaseExpiredError, LeasePoolNotStartedError, WrongLoopError
+from ..grinder.facade import WorkGrinder
+from ..leasing.lease import ExecutorLease
+from ..leasing.manager import LeasedExecutorManager
+from ..loops.aloop import ALoop, deadline_from_wait, remaining
+from ..types import Stats, WaitArg
 
 __all__ = [
     "SupervisedLease",
@@ -50,7 +50,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("neoleasepool.supervised")
 
 
 def _seconds_left(deadline: float | None) -> float | None:

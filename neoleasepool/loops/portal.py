@@ -33,9 +33,9 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-from ._futures import resolve_from_thread
-from ._validation import check_optional_timeout
-from .exceptions import LeasePoolNotStartedError, WrongLoopError
+from .._util.futures import resolve_from_thread
+from .._util.validation import check_optional_timeout
+from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 
 __all__ = ["LoopPortal"]
 
