@@ -118,6 +118,16 @@ class Backend:
 
     name: str = ""
 
+    #: Calls run in this process, on threads: the grinder hands them the
+    #: item objects themselves and serves plain threads through its thread
+    #: hand-off (``doc/architecture.md``).
+    in_process: bool = False
+
+    #: Calls and results travel pickled (processes, interpreters): a chunk
+    #: pickles its outcomes item by item, and a chunk refused as a whole
+    #: never ran, so its items may be sent again one by one.
+    pickles_calls: bool = False
+
     def unavailable_reason(self) -> str | None:
         """Why the backend cannot run here, or ``None`` when it can."""
         return None
@@ -173,6 +183,7 @@ class _ThreadSession(BackendSession):
 
 class _ThreadBackend(Backend):
     name = ExecutorBackend.THREAD.value
+    in_process = True
 
     def executor_class(self) -> type[ThreadPoolExecutor]:
         return ThreadPoolExecutor
@@ -192,6 +203,8 @@ class _ThreadBackend(Backend):
 
 class _InterpreterBackend(_ThreadBackend):
     name = ExecutorBackend.INTERPRETER.value
+    in_process = False  # each worker is a subinterpreter: calls are pickled
+    pickles_calls = True
 
     def unavailable_reason(self) -> str | None:
         if hasattr(concurrent.futures, "InterpreterPoolExecutor"):
@@ -260,6 +273,7 @@ class _ProcessSession(BackendSession):
 
 class _ProcessBackend(Backend):
     name = ExecutorBackend.PROCESS.value
+    pickles_calls = True
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         _check_pool_options(ProcessPoolExecutor, options, self.name)
