@@ -1,11 +1,14 @@
 """LeasedExecutorManager: the per-item and the per-lease hot paths.
 
-Two rows, each against a baseline timed in the same run:
+Rows, each against a baseline timed in the same run:
 
 * ``lease.run(noop)`` against plain ``loop.run_in_executor`` on a
   ``ThreadPoolExecutor`` of the same size: what a lease costs per call.
-  Both sides do the same thing: ``ITEMS`` awaits in batches of ``BATCH``
-  gathered calls.
+  Three shapes, the same on both sides: ``ITEMS`` awaits in batches of
+  ``BATCH`` gathered calls; ``SEQUENTIAL`` awaits one by one; and (issue 14)
+  ``TASKS`` concurrent tasks that each await ``CALLS_PER_TASK`` calls in
+  turn, where both sides create the same tasks (``asyncio.gather`` of the
+  same coroutine functions), so only the call differs.
 * acquire, run one no-op, release, in a loop, against leasepool 0.1.3's
   ``LeasedExecutorManager`` built with the same arguments: what a lease
   costs per lease.  Neither side configures logging (the default: no
@@ -34,6 +37,8 @@ WORKERS = 4
 ITEMS = 20_000
 BATCH = 50
 SEQUENTIAL = 5_000
+TASKS = 50
+CALLS_PER_TASK = 400
 LEASE_CYCLES = 3_000
 BARE_CYCLES = 20_000
 REPEAT = 7
@@ -62,6 +67,14 @@ async def _batches(call: Callable[[], Awaitable[Any]]) -> None:
 async def _one_by_one(call: Callable[[], Awaitable[Any]]) -> None:
     for _ in range(SEQUENTIAL):
         await call()
+
+
+async def _tasks_in_turn(call: Callable[[], Awaitable[Any]]) -> None:
+    async def in_turn() -> None:
+        for _ in range(CALLS_PER_TASK):
+            await call()
+
+    await asyncio.gather(*[in_turn() for _ in range(TASKS)])
 
 
 async def _run_throughput(
@@ -143,6 +156,19 @@ def run(reporter: Reporter) -> None:
             baseline=baseline,
             target=0.9,
             notes=f"{SEQUENTIAL:,} sequential awaits",
+        )
+    )
+    ours, baseline = asyncio.run(_run_throughput(_tasks_in_turn, TASKS * CALLS_PER_TASK))
+    reporter.add(
+        Row(
+            name=f"lease.run(noop), {WORKERS} workers, {TASKS} tasks in turn",
+            unit="calls/s",
+            ours=ours,
+            baseline_name="run_in_executor",
+            baseline=baseline,
+            target=0.95,
+            notes=f"{TASKS} tasks x {CALLS_PER_TASK} sequential awaits each; "
+            "both sides gather the same tasks",
         )
     )
 
