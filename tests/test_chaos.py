@@ -305,7 +305,7 @@ def test_a_crashed_batcher_is_logged_and_fails_queued_and_new_items(
     def boom() -> list[Any]:
         raise RuntimeError("batcher bug")
 
-    grinder.grinder._take_batch = boom  # type: ignore[method-assign]
+    grinder.grinder._pipeline._take = boom  # type: ignore[method-assign]
     with caplog.at_level("ERROR", logger="neoleasepool.grinder"):
         grinder.enqueue(compute, 3)  # wakes the batcher: a batch of threshold
         for i in range(96):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-import neoleasepool.grinder.facade
+import neoleasepool.grinder.chunks
 from neoleasepool import LeasePoolNotStartedError, WorkGrinder
 from tests.grinder_work import fail_with, square
 from tests.support import Gate, await_until, make_grinder, make_manager, run, serving
@@ -265,13 +265,13 @@ def test_a_lone_item_runs_soon_after_max_wait_seconds() -> None:
 def test_a_batch_holds_at_most_threshold_items(monkeypatch: pytest.MonkeyPatch) -> None:
     # With chunks larger than any batch, each batch is one run_items call.
     batch_sizes: list[int] = []
-    original = neoleasepool.grinder.facade.run_items
+    original = neoleasepool.grinder.chunks.run_items
 
     def recording_run_items(items: Any) -> float:
         batch_sizes.append(len(items))
         return original(items)
 
-    monkeypatch.setattr(neoleasepool.grinder.facade, "run_items", recording_run_items)
+    monkeypatch.setattr(neoleasepool.grinder.chunks, "run_items", recording_run_items)
 
     async def main() -> None:
         mgr = manager(workers_per_pool=1)

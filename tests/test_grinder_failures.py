@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-import neoleasepool.grinder.facade
+import neoleasepool.grinder.chunks
 from neoleasepool import (
     LeasePoolNotStartedError,
     PoolSpec,
     register_backend,
 )
-from neoleasepool.grinder.items import run_calls
+from neoleasepool.grinder.calls import run_calls
 from neoleasepool.leasing.lease import LeasedExecutor
 from tests.grinder_work import (
     append_line,
@@ -331,13 +331,13 @@ def test_in_process_chunks_run_their_items_one_after_another_on_one_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    original = neoleasepool.grinder.facade.run_items
+    original = neoleasepool.grinder.chunks.run_items
 
     def counting_run_items(items: Any) -> float:
         calls.append(len(items))
         return original(items)
 
-    monkeypatch.setattr(neoleasepool.grinder.facade, "run_items", counting_run_items)
+    monkeypatch.setattr(neoleasepool.grinder.chunks, "run_items", counting_run_items)
 
     async def main() -> None:
         mgr = manager(workers_per_pool=2)

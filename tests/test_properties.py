@@ -81,13 +81,15 @@ async def _batching_case(seed: int) -> tuple[int, int]:
     )
     await grinder.start()
     sizes: list[int] = []
-    original = grinder._start_batch
+    batches = grinder._batches
+    assert batches is not None
+    original = batches.start
 
     def recording(lease: Any, load: Any, items: list[Any], *rest: Any) -> Any:
         sizes.append(len(items))
         return original(lease, load, items, *rest)
 
-    grinder._start_batch = recording  # type: ignore[method-assign]
+    batches.start = recording  # type: ignore[method-assign]
     futures = []
     for i in range(n):
         futures.append(await grinder.enqueue(time.monotonic))

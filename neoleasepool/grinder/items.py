@@ -1,65 +1,87 @@
-"""Work items of the grinder and the functions that run them (layer 2).
+"""Work items and their state machine.
 
-An item *is* its caller's future: :class:`AsyncItem` (an ``asyncio.Future``
+An item *is* its caller's future: :class:`AsyncItem` (an ``asyncio.Future``,
 for ``enqueue``/``submit``) or :class:`ThreadItem` (a
-``concurrent.futures.Future`` for ``submit_from_thread``), carrying the call
-to make.  One object per item, no per-item callback: cancelling the future
-tells the grinder directly, which drops the item from its queue in O(1).
+``concurrent.futures.Future``, for ``submit_from_thread``), carrying the call
+to make. One object per item and no per-item callback.
 
-Items run in *chunks*: one executor call runs several items one after the
-other, capturing each item's outcome separately.  :func:`run_items` runs
-in-process chunks (thread backend) on the item objects themselves and skips
-items cancelled meanwhile; :func:`run_calls` runs pickled chunks (process and
-other out-of-process backends) on plain ``(fn, args, kwargs)`` tuples;
-:func:`run_calls_pickled` also pickles the outcomes item by item when the
-whole list cannot be (process and interpreter backends).
+States (``item.state``) and who may move an item out of each one; the table
+is :data:`TRANSITIONS`, and ``doc/architecture.md`` draws it:
+
+=========  =====================================  =============================
+state      owner (the only writer of ``state``)   next states
+=========  =====================================  =============================
+INBOX      the grinder's loop (mailbox delivery)  QUEUED, HANDED, ENDED
+QUEUED     the grinder's loop                     RUNNING, ENDED
+HANDED     the thread hand-off, under its lock    RUNNING, INBOX, ENDED
+RUNNING    whoever runs or settles it             QUEUED (refused unrun), ENDED
+ENDED      nobody                                 (final)
+=========  =====================================  =============================
+
+Ownership moves only through something that synchronises threads: the
+loop's mailbox, the hand-off's lock, ``executor.submit`` and a chunk's
+done-callback. So each transition is made by one thread at a time and needs
+no lock of its own.
+
+A caller's ``cancel()`` never writes ``state``: it ends the *future* (an
+atomic step inside the future itself) and asks the owner to drop the item
+(:meth:`ItemSink.item_cancelled`). Whoever next holds the item sees the
+future done and moves the item to ``ENDED`` without running it. An item's
+end is counted exactly once, by the call that decided its future's final
+state: the first successful ``cancel()``, or ``resolve()``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import concurrent.futures._base as _futures_base
-import pickle
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = [
+    "ENDED",
+    "HANDED",
+    "INBOX",
+    "QUEUED",
+    "RUNNING",
+    "TRANSITIONS",
     "AsyncItem",
-    "CancelSink",
     "Item",
+    "ItemSink",
     "Outcome",
     "ThreadItem",
-    "call_captured",
-    "run_calls",
-    "run_calls_pickled",
-    "run_items",
+    "forget_call",
 ]
 
 #: ``(True, result)`` or ``(False, exception)`` for one item.
 Outcome = tuple[bool, Any]
 
-#: Item states.  A ``submit_from_thread`` item is ``INBOX`` until the loop
-#: takes it into the queue; the others start ``QUEUED``.
-QUEUED, RUNNING, ENDED, INBOX = 0, 1, 2, 3
+INBOX, QUEUED, HANDED, RUNNING, ENDED = "inbox", "queued", "handed", "running", "ended"
+
+#: Which state may follow which (see the module docstring for the owners).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    INBOX: frozenset({QUEUED, HANDED, ENDED}),
+    QUEUED: frozenset({RUNNING, ENDED}),
+    HANDED: frozenset({RUNNING, INBOX, ENDED}),
+    RUNNING: frozenset({QUEUED, ENDED}),
+    ENDED: frozenset(),
+}
+
+# Makes "is this the first cancel()?" one atomic step for thread items:
+# Future.cancel() also returns True for a future cancelled before.
+_FIRST_CANCEL = threading.Lock()
 
 
-class CancelSink(Protocol):
-    """What an item tells its grinder: that its caller cancelled it, and
-    how it ended (``"completed"``, ``"failed"`` or ``"cancelled"``).
+class ItemSink(Protocol):
+    """What an item tells its grinder."""
 
-    An item reports its end from the one place its future's final state is
-    decided, so the grinder's counts always match the futures, whichever
-    thread ends them.
-    """
+    def item_cancelled(self, item: Item) -> None:
+        """The caller cancelled ``item`` (called once, from the caller's thread)."""
 
-    def _item_cancelled(self, item: Item) -> None: ...
-
-    def _item_cancelled_threadsafe(self, item: Item) -> None: ...
-
-    def _item_ended(self, how: str) -> None: ...
+    def item_ended(self, how: str) -> None:
+        """The item's future ended: ``"completed"``, ``"failed"`` or ``"cancelled"``."""
 
 
 class _ItemFields:
@@ -72,25 +94,24 @@ class _ItemFields:
 
     __slots__ = ()
 
-    sink: CancelSink
+    sink: ItemSink
     fn: Callable[..., Any] | None
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     enqueued_at: float
-    state: int
+    state: str
     outcome: Outcome | None
     requeued: bool  # put back once after a broken pool refused it unrun
 
 
 def _init_fields(
     item: Item,
-    sink: CancelSink,
+    sink: ItemSink,
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
-    state: int,
+    state: str,
 ) -> None:
-    """Set the fields of a new ``item`` (after its future's own ``__init__``)."""
     item.sink = sink
     item.fn = fn
     item.args = args
@@ -102,13 +123,17 @@ def _init_fields(
 
 
 class AsyncItem(asyncio.Future[Any], _ItemFields):
-    """An item submitted on the grinder's loop; awaiting it gives the result."""
+    """An item submitted on the grinder's loop; awaiting it gives the result.
+
+    Everything that touches it runs on that loop, except an in-process
+    chunk that reads its call and stores its outcome on a worker thread.
+    """
 
     __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "requeued", "sink", "state")
 
     def __init__(
         self,
-        sink: CancelSink,
+        sink: ItemSink,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -119,9 +144,9 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
 
     def cancel(self, msg: Any | None = None) -> bool:
         if not super().cancel(msg):
-            return False
-        self.sink._item_ended("cancelled")
-        self.sink._item_cancelled(self)
+            return False  # done already: counted then
+        self.sink.item_ended("cancelled")
+        self.sink.item_cancelled(self)
         return True
 
     def resolve(self, outcome: Outcome) -> None:
@@ -142,14 +167,18 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
             self.set_exception(error)
         else:
             self.set_exception(value)
-        self.sink._item_ended("completed" if ok else "failed")
+        self.sink.item_ended("completed" if ok else "failed")
 
 
 class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     """An item submitted from another thread; a standard concurrent future.
 
-    ``origin`` is the submitting thread's ident: a lane runner must not be
-    handed an item from its own thread (see ``_lane.py``).
+    ``origin`` is the submitting thread's ident: the hand-off never lets an
+    item wait for the thread that submitted it (see ``handoff.py``).
+
+    The grinder never marks an item running (``set_running_or_notify_cancel``),
+    so a caller may cancel it until it has a result; a callable that is
+    already running then finishes and its result is dropped.
     """
 
     __slots__ = (
@@ -158,7 +187,7 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
 
     def __init__(
         self,
-        sink: CancelSink,
+        sink: ItemSink,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -168,19 +197,16 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         self.origin = threading.get_ident()
 
     def cancel(self) -> bool:
-        if not super().cancel():
-            return False
-        # No executor will call set_running_or_notify_cancel() on an item,
-        # and until then concurrent.futures.wait() and as_completed() do not
-        # count a cancelled future as done: notify them here, once.
-        # cancel() of a cancelled future returns True again; the first call
-        # moves CANCELLED on to CANCELLED_AND_NOTIFIED, so only it reports.
-        with self._condition:
-            if self._state != _futures_base.CANCELLED:
-                return True
+        with _FIRST_CANCEL:
+            if self.cancelled():
+                return True  # counted by the first cancel()
+            if not super().cancel():
+                return False  # it has its result
+            # Only this first cancel() notifies concurrent.futures.wait() and
+            # as_completed() (no executor ever calls it for a grinder item).
             self.set_running_or_notify_cancel()
-        self.sink._item_ended("cancelled")
-        self.sink._item_cancelled_threadsafe(self)
+        self.sink.item_ended("cancelled")
+        self.sink.item_cancelled(self)
         return True
 
     def resolve(self, outcome: Outcome) -> None:
@@ -193,77 +219,12 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
                 self.set_exception(value)
         except concurrent.futures.InvalidStateError:
             return  # cancelled by its caller meanwhile (and counted then)
-        self.sink._item_ended("completed" if ok else "failed")
+        self.sink.item_ended("completed" if ok else "failed")
 
 
 Item = AsyncItem | ThreadItem
 
 
-def call_captured(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Outcome:
-    """Call ``fn(*args, **kwargs)``; return its result or what it raised, as an outcome."""
-    try:
-        return (True, fn(*args, **kwargs))
-    except BaseException as exc:  # handed to this item's future only
-        return (False, exc)
-
-
-def run_items(items: Sequence[Item]) -> float:
-    """Run an in-process chunk; store each outcome on its item.
-
-    Items cancelled before their turn are skipped and never run.  A
-    ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``) raised by one
-    callable becomes that item's outcome, as ``concurrent.futures`` does.
-
-    Returns:
-        Seconds spent running the chunk.
-    """
-    start = time.perf_counter()
-    for item in items:
-        fn = item.fn
-        if fn is None or item.cancelled():
-            continue
-        item.outcome = call_captured(fn, item.args, item.kwargs)
-    return time.perf_counter() - start
-
-
-def run_calls(
-    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
-) -> tuple[list[Outcome], float]:
-    """Run a chunk of plain calls (in a worker process); return outcomes.
-
-    Returns:
-        Each call's outcome in order, and the seconds spent.
-    """
-    start = time.perf_counter()
-    outcomes = [call_captured(fn, args, kwargs) for fn, args, kwargs in calls]
-    return outcomes, time.perf_counter() - start
-
-
-def run_calls_pickled(
-    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
-) -> tuple[bytes, float]:
-    """:func:`run_calls` in a worker process, returning the outcomes pickled.
-
-    Pickling here, rather than in the executor, lets an unpicklable result
-    fail only its own item instead of the whole chunk; the list is pickled
-    once, and item by item only if that fails.
-
-    Returns:
-        The pickled outcomes (``pickle.loads`` gives :func:`run_calls`'
-        list) and the seconds spent running the calls.
-    """
-    outcomes, seconds = run_calls(calls)
-    try:
-        return pickle.dumps(outcomes), seconds
-    except Exception:
-        return pickle.dumps([_picklable(outcome) for outcome in outcomes]), seconds
-
-
-def _picklable(outcome: Outcome) -> Outcome:
-    try:
-        pickle.dumps(outcome)
-    except Exception as exc:  # this item's result (or error) cannot travel back
-        return (False, TypeError(f"the call's outcome could not be pickled: {exc}"))
-    return outcome
+def forget_call(item: Item) -> None:
+    """Drop an item's call and arguments once it is done with them (they may be large)."""
+    item.fn, item.args, item.kwargs = None, (), {}

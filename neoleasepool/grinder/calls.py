@@ -1,0 +1,89 @@
+"""The functions a chunk runs on a worker: one executor call, several items.
+
+They run on the worker (a thread of this process, or another process), so
+they are plain module-level functions that pickle by reference.
+:func:`run_items` runs an in-process chunk on the item objects themselves and
+skips items cancelled meanwhile; :func:`run_calls` runs plain
+``(fn, args, kwargs)`` tuples; :func:`run_calls_pickled` also pickles the
+outcomes, item by item when the whole list cannot be.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .items import Item, Outcome
+
+__all__ = ["Call", "call_captured", "run_calls", "run_calls_pickled", "run_items"]
+
+#: One call as it travels to a worker.
+Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+def call_captured(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Outcome:
+    """Call ``fn(*args, **kwargs)``; return its result or what it raised, as an outcome."""
+    try:
+        return (True, fn(*args, **kwargs))
+    except BaseException as exc:  # handed to this item's future only
+        return (False, exc)
+
+
+def run_items(items: Sequence[Item]) -> float:
+    """Run an in-process chunk; store each outcome on its item.
+
+    Items cancelled before their turn are skipped and never run. A
+    ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``) raised by one
+    callable becomes that item's outcome, as ``concurrent.futures`` does.
+
+    Returns:
+        Seconds spent running the chunk.
+    """
+    start = time.perf_counter()
+    for item in items:
+        fn = item.fn
+        if fn is None or item.cancelled():
+            continue
+        item.outcome = call_captured(fn, item.args, item.kwargs)
+    return time.perf_counter() - start
+
+
+def run_calls(calls: Sequence[Call]) -> tuple[list[Outcome], float]:
+    """Run a chunk of plain calls (in a worker process); return outcomes.
+
+    Returns:
+        Each call's outcome in order, and the seconds spent.
+    """
+    start = time.perf_counter()
+    outcomes = [call_captured(fn, args, kwargs) for fn, args, kwargs in calls]
+    return outcomes, time.perf_counter() - start
+
+
+def run_calls_pickled(calls: Sequence[Call]) -> tuple[bytes, float]:
+    """:func:`run_calls` in a worker process, returning the outcomes pickled.
+
+    Pickling here, rather than in the executor, lets an unpicklable result
+    fail only its own item instead of the whole chunk; the list is pickled
+    once, and item by item only if that fails.
+
+    Returns:
+        The pickled outcomes (``pickle.loads`` gives :func:`run_calls`'
+        list) and the seconds spent running the calls.
+    """
+    outcomes, seconds = run_calls(calls)
+    try:
+        return pickle.dumps(outcomes), seconds
+    except Exception:
+        return pickle.dumps([_picklable(outcome) for outcome in outcomes]), seconds
+
+
+def _picklable(outcome: Outcome) -> Outcome:
+    try:
+        pickle.dumps(outcome)
+    except Exception as exc:  # this item's result (or error) cannot travel back
+        return (False, TypeError(f"the call's outcome could not be pickled: {exc}"))
+    return outcome

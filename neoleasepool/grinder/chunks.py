@@ -1,0 +1,120 @@
+"""Chunk kinds: how a group of items travels to a worker and back.
+
+A chunk is one executor call that runs several items one after the other.
+How it travels depends on what the backend can do (its capability flags,
+never its name):
+
+* :class:`InProcessChunks` (``in_process``): the worker gets the item
+  objects and stores each outcome on its item; thread items can be resolved
+  on the worker thread at once.
+* :class:`CallChunks`: the worker gets plain ``(fn, args, kwargs)`` tuples
+  and returns a list of outcomes (a Dask cluster, a registered executor).
+* :class:`PickledChunks` (``pickles_calls``): as :class:`CallChunks`, but
+  the outcomes come back pickled by the worker itself, so one unpicklable
+  result fails only its own item; and a chunk refused as a whole (an
+  unpicklable callable or argument) never ran, so its items may be sent
+  again one by one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import pickle
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .calls import run_calls, run_calls_pickled, run_items
+from .items import RUNNING, Item
+
+__all__ = ["CallChunks", "ChunkKind", "InProcessChunks", "PickledChunks", "chunk_kind"]
+
+
+class ChunkKind(Protocol):
+    """How one kind of chunk is sent and read back."""
+
+    #: Items run in this process (and may be resolved on the worker thread).
+    in_process: bool
+    #: A chunk that fails as a whole never ran (its items may be resent).
+    resend_refused: bool
+
+    def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
+        """Submit ``items`` as one call; the executor's future.
+
+        Raises:
+            Exception: Whatever ``executor.submit`` raises.
+        """
+
+    def read(self, result: Any, items: Sequence[Item]) -> float:
+        """Store each item's outcome from the call's ``result``; the seconds
+        the worker spent.
+
+        Raises:
+            Exception: If the outcomes cannot be read back (all items fail).
+        """
+
+
+class InProcessChunks:
+    """Item objects run on a worker thread of this process."""
+
+    in_process = True
+    resend_refused = False
+
+    def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
+        return executor.submit(run_items, items)
+
+    def read(self, result: Any, items: Sequence[Item]) -> float:
+        return float(result)  # run_items stored the outcomes already
+
+
+class CallChunks:
+    """Plain calls sent to a worker elsewhere; outcomes come back as a list."""
+
+    in_process = False
+    resend_refused = False
+
+    def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
+        return executor.submit(run_calls, _calls(items))
+
+    def read(self, result: Any, items: Sequence[Item]) -> float:
+        outcomes, seconds = result
+        _store(items, outcomes)
+        return float(seconds)
+
+
+class PickledChunks:
+    """Calls sent pickled; the worker pickles the outcomes itself."""
+
+    in_process = False
+    resend_refused = True
+
+    def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
+        return executor.submit(run_calls_pickled, _calls(items))
+
+    def read(self, result: Any, items: Sequence[Item]) -> float:
+        pickled, seconds = result
+        _store(items, pickle.loads(pickled))
+        return float(seconds)
+
+
+def chunk_kind(in_process: bool, pickles_calls: bool) -> ChunkKind:
+    """The chunk kind for a backend with these capabilities."""
+    if in_process:
+        return InProcessChunks()
+    return PickledChunks() if pickles_calls else CallChunks()
+
+
+def _calls(items: list[Item]) -> list[Any]:
+    return [(i.fn, i.args, i.kwargs) for i in items]
+
+
+def _store(items: Sequence[Item], outcomes: list[Any]) -> None:
+    for item, outcome in zip(items, outcomes, strict=True):
+        item.outcome = outcome
+
+
+def sendable(items: list[Item], kind: ChunkKind) -> list[Item]:
+    """The items of a chunk that still need to run (out of process only: an
+    in-process chunk checks each item on the worker itself)."""
+    if kind.in_process:
+        return items
+    return [i for i in items if i.state == RUNNING and i.fn is not None]

@@ -1,0 +1,192 @@
+"""Lease acquisition and pipelining: the batcher and one worker per lease.
+
+The *batcher* (a task on the grinder's loop) waits until the queue has a
+batch ready, leases a pool for it, and starts a *lease worker*; it does not
+wait for that batch, so a backlog becomes several batches running at once on
+as many leases as the manager lends. A lease worker keeps feeding its lease
+while batches are ready and its reuse window lasts: on an in-process lease
+the next batch goes in once at most two rounds of calls are out (so settling
+lag never idles the workers, and no lease hoards the backlog); out of
+process, once every call on it has ended. The lease goes back when its last
+batch has ended.
+
+While runners of the thread hand-off hold leases, work queued on the loop
+could wait for them: when a batch is ready, queued thread items are first
+offered to the hand-off; if work is still left, the hand-off is closed, so
+that its runners give their leases back, and no batch starts runners until
+the batcher has its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable
+
+from .batches import Batch, Batches, Load
+from .contracts import GrinderLease, GrinderManager
+from .handoff import Handoff
+from .items import Item
+from .queue import ItemQueue
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline:
+    """The batcher and the lease workers of one run of a grinder (loop only).
+
+    Args:
+        manager: Where leases come from.
+        queue: The grinder's queue.
+        batches: Sends and settles batches.
+        handoff: The thread hand-off (closed when queued work needs a lease).
+        lease_seconds: Duration of each lease.
+        owner_prefix: Prefix of the leases' owner labels.
+        logger: For leases that cannot be had.
+        counted: Called with ``"batches"`` or ``"leases"`` as they start.
+        numbers: Numbers the leases' owner labels (across runs).
+    """
+
+    def __init__(
+        self,
+        *,
+        manager: GrinderManager,
+        queue: ItemQueue,
+        batches: Batches,
+        handoff: Handoff,
+        lease_seconds: float,
+        owner_prefix: str,
+        logger: logging.Logger,
+        counted: Callable[[str], None],
+        numbers: itertools.count[int],
+    ) -> None:
+        self._manager = manager
+        self._queue = queue
+        self._batches = batches
+        self._handoff = handoff
+        self._lease_seconds = lease_seconds
+        self._owner_prefix = owner_prefix
+        self._logger = logger
+        self._counted = counted
+        self._numbers = numbers
+        self.wake = asyncio.Event()
+        self.workers: set[asyncio.Task[None]] = set()
+
+    def ready(self) -> bool:
+        return self._queue.ready(self._batches.stopping)
+
+    async def run(self) -> None:
+        """The batcher: lease a pool for each batch that is ready."""
+        wake = self.wake
+        while True:
+            wake.clear()
+            if self._batches.stopping and not self._queue.pending:
+                if not await self._wait_for_workers():
+                    return
+                continue
+            if not self.ready():
+                await self._wait_until_due()
+                continue
+            self._queue.hand_over(functools.partial(self._handoff.offer, new=False))
+            if not self._queue.pending:
+                continue
+            # Runners (serving, or queued on a worker) give their leases back.
+            self._handoff.close()
+            await self._lease_batch()
+
+    async def _wait_for_workers(self) -> bool:
+        """While stopping with nothing queued: wait for a lease worker to end
+        or for items handed back; ``False`` once no worker runs."""
+        running = {w for w in self.workers if not w.done()}
+        if not running:
+            return False
+        woken = asyncio.get_running_loop().create_task(self.wake.wait())
+        try:
+            await asyncio.wait({*running, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        return True
+
+    async def _wait_until_due(self) -> None:
+        timer = None
+        if self._queue.pending:
+            delay = max(0.0, self._queue.due() - time.monotonic())
+            timer = asyncio.get_running_loop().call_later(delay, self.wake.set)
+        try:
+            await self.wake.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _lease_batch(self) -> None:
+        number = next(self._numbers)
+        self._batches.leasing = True
+        try:
+            lease = await self._manager.acquire(
+                lease_seconds=self._lease_seconds, owner=f"{self._owner_prefix}-{number}"
+            )
+        except Exception as exc:
+            # No lease (the manager stopped, say): this batch fails rather
+            # than waiting forever; later batches try again.
+            self._logger.warning("grinder could not lease a pool: %s", exc)
+            self._batches.fail(self._take(), exc)
+            return
+        finally:
+            self._batches.leasing = False
+        self._counted("leases")
+        items = self._take()
+        if not items:
+            await lease.release()
+            return
+        worker = asyncio.get_running_loop().create_task(self._lease_worker(lease, items))
+        self.workers.add(worker)
+        worker.add_done_callback(functools.partial(self._worker_done, lease))
+
+    def _take(self) -> list[Item]:
+        items = self._queue.take()
+        if self._queue.pending and self._queue.pending < self._queue.threshold:
+            self.wake.set()  # re-arm the deadline timer for the new oldest item
+        return items
+
+    def _worker_done(self, lease: GrinderLease, worker: asyncio.Task[None]) -> None:
+        self.workers.discard(worker)
+        if lease.active:
+            # Cancelled before its first step, the worker never reached its
+            # ``finally``: give the lease back here.
+            worker.get_loop().create_task(lease.release())
+
+    async def _lease_worker(self, lease: GrinderLease, items: list[Item]) -> None:
+        """Feed batches to one lease while more work is ready."""
+        batches = self._batches
+        reuse_until = lease.soft_expires_at - lease.lease_seconds / 2
+        load = Load(2 * batches.workers if batches.kind.in_process else 0)
+        running: list[Batch] = []
+        try:
+            while items:
+                self._counted("batches")
+                batch = batches.start(lease, load, items, reuse_until)
+                running.append(batch)
+                if batch.runners:
+                    await batch.done  # nothing may queue behind runners
+                await load.wait_for_room()
+                running = [b for b in running if not b.done.done()]
+                if (
+                    batches.cancelling
+                    or batch.refused
+                    or not lease.active
+                    or not self.ready()
+                    or time.monotonic() > reuse_until
+                ):
+                    break
+                items = self._take()
+            for batch in running:
+                await batch.done
+        finally:
+            await lease.release()
+
+    def cancel(self) -> None:
+        for worker in self.workers:
+            worker.cancel()
