@@ -108,6 +108,7 @@ class Batches:
         workers: Workers per leased pool.
         wake: Wakes the batcher (loop thread).
         logger: For runner failures (bugs).
+        running: Where items taken by batches are kept until they end.
     """
 
     def __init__(
@@ -121,6 +122,7 @@ class Batches:
         workers: int,
         wake: Callable[[], None],
         logger: logging.Logger,
+        running: set[Item],
     ) -> None:
         self.loop = loop
         self.queue = queue
@@ -131,7 +133,7 @@ class Batches:
         self.wake = wake
         self.logger = logger
         self.open: set[Batch] = set()  # batches in flight
-        self.running: set[Item] = set()  # taken by a batch, not ended
+        self.running = running  # taken by a batch, not ended
         self.chunks: set[concurrent.futures.Future[Any]] = set()
         self.cancelling = False  # read by worker threads: set once, never cleared
         self.stopping = False

@@ -23,10 +23,14 @@ import pickle
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..backends.base import get_backend
+from ..exceptions import UnsupportedBackendError
 from .calls import run_calls, run_calls_pickled, run_items
 from .items import RUNNING, Item
 
-__all__ = ["CallChunks", "ChunkKind", "InProcessChunks", "PickledChunks", "chunk_kind"]
+__all__ = [
+    "CallChunks", "ChunkKind", "InProcessChunks", "PickledChunks", "chunk_kind", "chunk_kind_of",
+]
 
 
 class ChunkKind(Protocol):
@@ -101,6 +105,20 @@ def chunk_kind(in_process: bool, pickles_calls: bool) -> ChunkKind:
     if in_process:
         return InProcessChunks()
     return PickledChunks() if pickles_calls else CallChunks()
+
+
+def chunk_kind_of(manager: object) -> ChunkKind:
+    """The chunk kind for a manager's backend. A manager of our own names its
+    backend; a backend we cannot look up (a user's stand-in manager) gets
+    plain calls, which work on any executor."""
+    name = getattr(manager, "backend", None)
+    try:
+        backend = None if name is None else get_backend(name)
+    except (UnsupportedBackendError, ValueError, TypeError):
+        return CallChunks()
+    if backend is None:
+        return CallChunks()
+    return chunk_kind(backend.in_process, backend.pickles_calls)
 
 
 def _calls(items: list[Item]) -> list[Any]:

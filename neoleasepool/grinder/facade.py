@@ -26,22 +26,20 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._util.loops import LoopBinding
-from .._util.mailbox import Mailbox
 from .._util.validation import check_duration, check_optional_timeout, check_positive_int
-from ..backends.base import get_backend
-from ..exceptions import LeasePoolNotStartedError, UnsupportedBackendError, WrongLoopError
+from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..types import Stats
 from .batches import Batches
 from .chunking import ChunkPlanner
-from .chunks import ChunkKind, chunk_kind
+from .chunks import chunk_kind_of
 from .contracts import GrinderManager
 from .handoff import Handoff
-from .items import ENDED, INBOX, RUNNING, AsyncItem, Item, ThreadItem, forget_call
+from .intake import Intake
+from .items import AsyncItem, ThreadItem
 from .pipeline import Pipeline
 from .queue import ItemQueue
 
@@ -103,17 +101,12 @@ class WorkGrinder:
         self._binding = LoopBinding("WorkGrinder")
         self._started = False
         self._queue = ItemQueue(self._threshold, self._max_wait)
-        self._handoff = Handoff(self._given_back)
-        self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
+        self._intake = Intake(self._binding, self._queue, self._wake, self._refusal)
         self._batches: Batches | None = None
         self._pipeline: Pipeline | None = None
         self._batcher: asyncio.Task[None] | None = None
         self._crash: BaseException | None = None  # why the batcher died, if it did
         self._batch_numbers = itertools.count(1)
-        self._counts_lock = threading.Lock()
-        self._counts = dict.fromkeys(
-            ("submitted", "batches", "leases", "completed", "failed", "cancelled"), 0
-        )
         self._earlier_handoffs: dict[str, int] = {"lane_accepted": 0, "items_direct": 0}
 
     def __repr__(self) -> str:
@@ -163,44 +156,34 @@ class WorkGrinder:
 
     def _new_run(self, loop: asyncio.AbstractEventLoop) -> None:
         """Fresh parts for a run: runners of an earlier run cannot serve this one."""
-        for key, value in self._handoff.stats().items():
+        intake = self._intake
+        for key, value in intake.handoff.stats().items():
             if key in self._earlier_handoffs:
                 self._earlier_handoffs[key] += value
-        self._handoff = Handoff(self._given_back)
+        intake.handoff = Handoff(intake.given_back)
+        intake.cancelling = False
         batches = Batches(
             loop=loop,
             queue=self._queue,
-            handoff=self._handoff,
-            kind=self._chunk_kind(),
+            handoff=intake.handoff,
+            kind=chunk_kind_of(self._manager),
             planner=self._planner,
             workers=getattr(self._manager, "workers_per_pool", 1),
-            wake=lambda: self._wake(),
+            wake=self._wake,
             logger=self._logger,
+            running=intake.running,
         )
         self._batches = batches
         self._pipeline = Pipeline(
             manager=self._manager,
             queue=self._queue,
             batches=batches,
-            handoff=self._handoff,
+            intake=intake,
             lease_seconds=self._lease_seconds,
             owner_prefix=self._owner_prefix,
             logger=self._logger,
-            counted=self._count,
             numbers=self._batch_numbers,
         )
-
-    def _chunk_kind(self) -> ChunkKind:
-        """Chunks by what the manager's backend can do; a manager of our own
-        kind names one, a user's stand-in gets plain calls."""
-        name = getattr(self._manager, "backend", None)
-        try:
-            backend = get_backend(name) if name is not None else None
-        except (UnsupportedBackendError, ValueError, TypeError):
-            backend = None
-        if backend is None:
-            return chunk_kind(in_process=False, pickles_calls=False)
-        return chunk_kind(backend.in_process, backend.pickles_calls)
 
     async def stop(self, *, cancel_pending: bool = False) -> None:
         """Stop the grinder.
@@ -217,30 +200,15 @@ class WorkGrinder:
         if not self._started:
             return
         self._binding.require_owner("stop", "task_supervisor.stop() or the blocking facade")
-        batches, pipeline = self._batches, self._pipeline
-        assert batches is not None and pipeline is not None and self._batcher is not None
-        batches.stopping = True
-        self._handoff.close(cancel=cancel_pending)  # runners finish their item and leave
-        self._drain_inbox()
-        if cancel_pending:
-            batches.cancelling = True
-            self._cancel_everything(batches, pipeline)
-        pipeline.wake.set()
-        await asyncio.gather(self._batcher, return_exceptions=True)
-        # Wait only for workers still running: a finished one stays in the
-        # set until its done-callback runs, and gather() of finished tasks
-        # completes without yielding to the loop (Python 3.12+), which would
-        # spin here forever.
-        while running := [w for w in pipeline.workers if not w.done()]:
-            await asyncio.gather(*running, return_exceptions=True)
+        assert self._pipeline is not None and self._batcher is not None
+        await self._pipeline.stop(self._batcher, cancel=cancel_pending)
         self._started = False
-        batches.open.clear()  # a cancelling stop abandons batches mid-way
         self._batcher = None
-        self._drain_inbox()
         self._binding.unbind()
+        counts = self._intake.counts()
         self._logger.info(
             "grinder stopped completed=%s failed=%s cancelled=%s",
-            self._counts["completed"], self._counts["failed"], self._counts["cancelled"],
+            counts["completed"], counts["failed"], counts["cancelled"],
         )
 
     def _batcher_done(self, task: asyncio.Task[None]) -> None:
@@ -255,8 +223,8 @@ class WorkGrinder:
             "grinder batcher crashed; failing %s queued item(s) and refusing new "
             "ones until the grinder is restarted", self._queue.pending, exc_info=exc,
         )
-        self._handoff.close()
-        self._drain_inbox()
+        self._intake.handoff.close()
+        self._intake.drain_inbox()
         assert self._batches is not None
         self._batches.fail(self._queue.take_all(), self._crashed_error())
 
@@ -267,26 +235,6 @@ class WorkGrinder:
         )
         error.__cause__ = self._crash
         return error
-
-    def _cancel_everything(self, batches: Batches, pipeline: Pipeline) -> None:
-        for item in self._queue.take_all():
-            self._cancel_item(item)
-        for chunk in list(batches.chunks):
-            chunk.cancel()
-        for item in list(batches.running):
-            self._cancel_item(item)
-        batches.running.clear()
-        if self._batcher is not None:
-            self._batcher.cancel()
-        pipeline.cancel()
-
-    @staticmethod
-    def _cancel_item(item: Item) -> None:
-        """End ``item`` by cancelling it (it may have just been resolved)."""
-        if item.state != RUNNING:  # a running in-process chunk may still read the call
-            forget_call(item)
-        item.state = ENDED
-        item.cancel()  # counts itself; if it already ended, it was counted then
 
     # ----------------------------------------------------------- submitting
 
@@ -336,9 +284,9 @@ class WorkGrinder:
         if not callable(fn):
             raise TypeError(f"WorkGrinder.{method}() needs a callable, got {fn!r}")
         assert loop is not None
-        item = AsyncItem(self, fn, args, kwargs, loop)
-        self._count("submitted")
-        self._accept(item)
+        item = AsyncItem(self._intake, fn, args, kwargs, loop)
+        self._intake.count("submitted")
+        self._intake.accept(item)
         return item
 
     def submit_from_thread(
@@ -366,106 +314,27 @@ class WorkGrinder:
             raise self._crashed_error()
         if not callable(fn):
             raise TypeError(f"WorkGrinder.submit_from_thread() needs a callable, got {fn!r}")
-        item = ThreadItem(self, fn, args, kwargs)
-        if self._handoff.offer(item):
-            return item  # a runner on a held lease takes it (handoff.py)
+        item = ThreadItem(self._intake, fn, args, kwargs)
         try:
-            self._inbox.post(loop, item)
+            self._intake.from_thread(item, loop)
         except RuntimeError:
             raise LeasePoolNotStartedError(
                 "WorkGrinder.submit_from_thread(): the grinder's loop is closed"
             ) from None
         return item
 
-    def _drain_inbox(self) -> None:
-        self._take_inbox(self._inbox.take())
-
-    def _take_inbox(self, items: list[ThreadItem], counted: bool = False) -> None:
-        """On the loop: ``INBOX`` items from other threads go to the hand-off
-        or the queue (``counted``: handed back, counted as submitted once)."""
-        batcher = self._batcher
-        accepting = self._started and batcher is not None and not batcher.done()
-        cancelling = self._batches is not None and self._batches.cancelling
-        for item in items:
-            if not counted:
-                self._count("submitted")
-            if item.cancelled():
-                item.state = ENDED  # its cancel() counted it
-            elif not accepting or cancelling:
-                self._refuse(item, cancelling)
-            elif not self._handoff.offer(item, new=False):
-                self._accept(item)
-
-    def _refuse(self, item: ThreadItem, cancelling: bool) -> None:
-        if cancelling:
-            self._cancel_item(item)
-            return
-        item.state = ENDED
-        error = (
-            self._crashed_error() if self._crash is not None
-            else LeasePoolNotStartedError("the WorkGrinder stopped")
-        )
-        item.resolve((False, error))
-
-    def _given_back(self, items: list[ThreadItem]) -> None:
-        """Items the hand-off accepted but no runner will run (any thread):
-        back to the loop, as if just submitted."""
-        for item in items:
-            item.state = INBOX
-        loop = self._binding.loop
-        try:
-            if loop is None:
-                raise RuntimeError("the grinder has no loop")
-            if self._binding.on_loop_thread():
-                self._take_inbox(items, counted=True)
-            else:
-                loop.call_soon_threadsafe(self._take_inbox, items, True)
-        except RuntimeError:
-            for item in items:
-                item.state = ENDED
-                item.resolve((False, LeasePoolNotStartedError("the WorkGrinder stopped")))
-
-    def _accept(self, item: Item) -> None:
-        if self._queue.append(item):
-            self._wake()
-
     def _wake(self) -> None:
         if self._pipeline is not None:
             self._pipeline.wake.set()
 
-    # ------------------------------------------------------ the items' sink
-
-    def item_ended(self, how: str) -> None:
-        """An item's future reached its final state (any thread)."""
-        self._count(how)
-
-    def _count(self, what: str) -> None:
-        with self._counts_lock:
-            self._counts[what] += 1
-
-    def item_cancelled(self, item: Item) -> None:
-        """The caller cancelled ``item`` (its thread): its owner drops it."""
-        if type(item) is ThreadItem:
-            self._handoff.withdraw(item)
-        loop = self._binding.loop
-        if loop is None:
-            return
-        if self._binding.on_loop_thread():
-            self._drop(item)
-            return
-        try:
-            loop.call_soon_threadsafe(self._drop, item)
-        except RuntimeError:
-            pass  # loop closed: the grinder is gone, nothing to remove
-
-    def _drop(self, item: Item) -> None:
-        """On the loop: forget a cancelled item it owns (``INBOX`` items are
-        dropped as the inbox is drained)."""
-        if self._queue.drop(item):
-            return
-        if item.state == RUNNING and self._batches is not None and item in self._batches.running:
-            item.state = ENDED
-            self._batches.running.discard(item)
+    def _refusal(self) -> BaseException | None:
+        """Why new items cannot be queued now (loop thread), or ``None``."""
+        batcher = self._batcher
+        if self._started and batcher is not None and not batcher.done():
+            return None
+        if self._crash is not None:
+            return self._crashed_error()
+        return LeasePoolNotStartedError("the WorkGrinder stopped")
 
     # ------------------------------------------------------------ diagnostics
 
@@ -485,9 +354,8 @@ class WorkGrinder:
             # Count chunks that finished but are not settled yet: their
             # callers may already hold the results.
             batches.settle_posted()
-        with self._counts_lock:
-            counts = dict(self._counts)
-        handoff = self._handoff.stats()
+        counts = self._intake.counts()
+        handoff = self._intake.handoff.stats()
         for key, earlier in self._earlier_handoffs.items():
             handoff[key] += earlier
         return {

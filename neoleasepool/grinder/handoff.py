@@ -8,35 +8,33 @@ batch that holds thread items also queues one *runner* per worker of its
 lease, and each runner serves the hand-off from its worker thread until it
 leaves.
 
-The shape is trio's thread cache plus a short ``ThreadPoolExecutor`` queue,
-all under one lock:
+The shape is a monitor, the one ``queue.Queue`` and ``ThreadPoolExecutor``
+are built on: one lock guards a deque of waiting items (``_backlog``) and
+everything else, and a condition on that lock wakes waiting runners.
 
-* ``_idle`` is a dict of runners waiting for an item, each on a lock of its
-  own. :meth:`Handoff.offer` pops one (``popitem``), puts the item in its
-  ``item`` slot and releases that runner's lock. An idle runner whose wait
-  runs out leaves only if it can still remove itself from ``_idle`` under
-  the lock; if it cannot, someone has just handed it an item, and it takes
-  it. So an item is never handed to a runner that is leaving.
-* ``_backlog`` holds items that arrived while every serving runner was busy,
-  at most ``BACKLOG_PER_RUNNER`` per serving runner. A runner that finishes
-  an item takes the next one from the backlog before it goes idle, so
-  *the backlog is empty whenever a runner is idle*. An item from a runner's
-  own thread never waits in the backlog (that runner may be the one it would
-  wait for): it is refused unless a runner is idle.
-* A refused item takes the batch path, which never waits on the hand-off.
+* :meth:`Handoff.offer` appends the item under the lock and notifies one
+  waiting runner. It refuses the item (the caller then takes the batch path,
+  which never waits on the hand-off) when no runner serves, when the deque
+  already holds ``BACKLOG_PER_RUNNER`` items per serving runner, or when the
+  item comes from a runner's own thread and no waiting runner is free for
+  it (that runner may be the one it would wait for).
+* A runner takes the next item from the deque under the lock, or waits on
+  the condition for up to ``linger`` seconds. It leaves only while it holds
+  the lock: on a timeout only if the deque is still empty, and when it must
+  leave (its lease ended, the hand-off closed) the last runner out takes
+  whatever the deque still holds and gives it back.
 
-Who writes what: every field of the hand-off, and a runner's ``item`` slot,
-is written under ``_lock``; a runner's counts are written only by the
-runner's own thread. Items the hand-off holds are in state ``HANDED`` and
-belong to it (``items.py``): a runner moves its item to ``RUNNING`` and
-``ENDED``; items nobody will run leave as *leftovers* through
-``give_back`` (to the loop) or are cancelled by a cancelling close.
+Who writes what: every field of the hand-off, and each runner's ``item``,
+is written under ``_lock``; a runner's counts are written only by its own
+thread. Items in the deque are in state ``HANDED`` and belong to the
+hand-off (``items.py``); the runner that pops one moves it to ``RUNNING``
+and ``ENDED``.
 
-Why nothing is lost or run twice: an accepted item is in exactly one place,
-an idle runner's slot or the backlog, and leaves it under the lock, taken
-by exactly one runner or by ``_leave_locked``/``close``. The last runner
-out (or ``close``) takes whatever the backlog still holds, so the backlog
-is never left without a runner to serve it.
+Why nothing is lost or run twice: an accepted item sits in the deque until
+it is removed under the lock, exactly once: popped by one runner, withdrawn
+by its canceller, or taken by ``close`` or the last runner out. While the
+deque holds an item, some runner serves: the only runner that may leave
+with items queued is one that is not the last, and the last one takes them.
 
 When a runner gives its lease back: it leaves, and its call on the lease
 returns, when it has waited ``linger`` seconds for an item; when, after an
@@ -64,7 +62,7 @@ __all__ = ["BACKLOG_PER_RUNNER", "LINGER_SECONDS", "Handoff", "Runner"]
 #: runners, yet short enough to give the lease back soon after callers stop.
 LINGER_SECONDS = 0.02
 
-#: Items that may wait in the backlog per serving runner: enough to keep
+#: Items that may wait in the deque per serving runner: enough to keep
 #: every runner fed while callers turn around, few enough that a burst
 #: takes the batch path (which recruits more leases).
 BACKLOG_PER_RUNNER = 2
@@ -74,7 +72,7 @@ GONE = -1
 
 
 class Runner:
-    """One runner: where it is handed items, and when it must leave.
+    """One runner: the item it runs, its counts, and when it must leave.
 
     Args:
         generation: The hand-off's generation it serves.
@@ -83,7 +81,7 @@ class Runner:
         linger: Seconds it waits idle before it leaves.
     """
 
-    __slots__ = ("active", "generation", "item", "linger", "seconds", "served", "until", "wake")
+    __slots__ = ("active", "generation", "item", "linger", "seconds", "served", "until")
 
     def __init__(
         self, generation: int, until: float, active: Callable[[], bool], linger: float
@@ -92,9 +90,7 @@ class Runner:
         self.until = until
         self.active = active
         self.linger = linger
-        self.item: ThreadItem | None = None  # handed to it (under the lock)
-        self.wake = threading.Lock()
-        self.wake.acquire()  # released by whoever hands it an item or closes
+        self.item: ThreadItem | None = None  # the item it runs (set under the lock)
         self.served = 0  # written by its own thread only
         self.seconds = 0.0
 
@@ -114,7 +110,8 @@ class Handoff:
     def __init__(self, give_back: Callable[[list[ThreadItem]], None]) -> None:
         self._give_back = give_back
         self._lock = threading.Lock()
-        self._idle: dict[Runner, None] = {}
+        self._ready = threading.Condition(self._lock)  # notified when an item is queued
+        self._idle = 0  # runners waiting on _ready
         self._backlog: deque[ThreadItem] = deque()
         self._serving: set[Runner] = set()  # started, of this generation
         self._live: set[Runner] = set()  # started and not gone, any generation
@@ -127,13 +124,13 @@ class Handoff:
     def __repr__(self) -> str:
         return (
             f"<Handoff generation={self._generation} serving={len(self._serving)} "
-            f"idle={len(self._idle)} backlog={len(self._backlog)}>"
+            f"idle={self._idle} backlog={len(self._backlog)}>"
         )
 
     # ---------------------------------------------------------------- offers
 
     def offer(self, item: ThreadItem, *, new: bool = True) -> bool:
-        """Give ``item`` to an idle runner, or to the backlog; any thread.
+        """Queue ``item`` for the runners if one will take it soon; any thread.
 
         Args:
             new: Count it as submitted (``False`` for an item counted already).
@@ -141,21 +138,18 @@ class Handoff:
         Returns:
             Whether the hand-off took it; if not, the caller keeps it.
         """
-        with self._lock:
-            if self._idle:
-                runner, _ = self._idle.popitem()
-                runner.item = item
-            elif len(self._backlog) < BACKLOG_PER_RUNNER * len(self._serving) and (
-                item.origin not in self._threads
+        with self._ready:
+            waiting = len(self._backlog)
+            if self._idle <= waiting and (
+                item.origin in self._threads
+                or waiting >= BACKLOG_PER_RUNNER * len(self._serving)
             ):
-                runner = None
-                self._backlog.append(item)
-            else:
                 return False
+            self._backlog.append(item)
             item.state = HANDED
             self._accepted += new
-        if runner is not None:
-            runner.wake.release()
+            if self._idle:
+                self._ready.notify()
         return True
 
     def withdraw(self, item: ThreadItem) -> None:
@@ -182,7 +176,7 @@ class Handoff:
                 runner.generation = GONE
 
     def serve(self, runner: Runner) -> tuple[int, float]:
-        """Run handed items on this worker thread until ``runner`` leaves.
+        """Run queued items on this worker thread until ``runner`` leaves.
 
         Returns:
             How many items it ran, and the seconds they took.
@@ -206,43 +200,23 @@ class Handoff:
                 return runner.served, runner.seconds
 
     def _next(self, runner: Runner) -> ThreadItem | None:
-        """The runner's next item, from the backlog or handed to it while it
-        waits idle; ``None`` once it has left."""
+        """The runner's next item, waiting for one up to ``linger`` seconds;
+        ``None`` once it has left."""
         expired = time.monotonic() > runner.until or not runner.active()
-        with self._lock:
+        with self._ready:
             runner.item = None
-            if expired or runner.generation != self._generation:
-                leftovers = self._leave_locked(runner)
-            elif self._backlog:
-                runner.item = self._backlog.popleft()
-                return runner.item
-            else:
-                self._idle[runner] = None
-                leftovers = None
-        if leftovers is not None:
-            self._hand_back(leftovers)
-            return None
-        return self._wait_idle(runner)
-
-    def _wait_idle(self, runner: Runner) -> ThreadItem | None:
-        """Wait for an item for up to ``linger`` seconds, registered as idle."""
-        if not runner.wake.acquire(timeout=runner.linger):
-            with self._lock:
-                leaving = runner in self._idle
-                if leaving:  # nobody handed it anything, nor can now: leave
-                    del self._idle[runner]
-                    leftovers = self._leave_locked(runner)
-            if leaving:
-                self._hand_back(leftovers)
-                return None
-            # Popped from _idle just as the wait ran out: the hander releases
-            # ``wake`` right after it lets go of the lock.
-            runner.wake.acquire()
-        if runner.item is None:  # woken by close()
-            with self._lock:
-                leftovers = self._leave_locked(runner)
-            self._hand_back(leftovers)
-        return runner.item
+            while not expired and runner.generation == self._generation:
+                if self._backlog:
+                    runner.item = self._backlog.popleft()
+                    return runner.item
+                self._idle += 1
+                woken = self._ready.wait(runner.linger)
+                self._idle -= 1
+                # It leaves on a timeout only if, under the lock, nothing waits.
+                expired = not woken and not self._backlog
+            leftovers = self._leave_locked(runner)
+        self._hand_back(leftovers)
+        return None
 
     def _leave_locked(self, runner: Runner) -> list[ThreadItem]:
         """Unregister ``runner`` (on its own thread); return the backlog if no
@@ -288,16 +262,11 @@ class Handoff:
         """
         with self._lock:
             self._generation += 1
-            idle = list(self._idle)
-            self._idle.clear()
-            for runner in idle:
-                runner.item = None
             waiting = list(self._backlog)
             self._backlog.clear()
             running = [r.item for r in self._live if r.item is not None]
             self._serving.clear()
-        for runner in idle:
-            runner.wake.release()
+            self._ready.notify_all()  # waiting runners see the new generation and leave
         if cancel:
             for item in waiting:
                 item.state = ENDED  # still the hand-off's: nobody else writes it
@@ -319,7 +288,7 @@ class Handoff:
         with self._lock:
             return {
                 "lane_runners": self._queued + len(self._live),
-                "lane_idle": len(self._idle),
+                "lane_idle": self._idle,
                 "lane_waiting": len(self._backlog),
                 "lane_accepted": self._accepted,
                 "items_direct": self._served_by_gone + sum(r.served for r in self._live),

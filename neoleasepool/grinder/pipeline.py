@@ -24,11 +24,10 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable
 
 from .batches import Batch, Batches, Load
 from .contracts import GrinderLease, GrinderManager
-from .handoff import Handoff
+from .intake import Intake, cancel_item
 from .items import Item
 from .queue import ItemQueue
 
@@ -42,11 +41,10 @@ class Pipeline:
         manager: Where leases come from.
         queue: The grinder's queue.
         batches: Sends and settles batches.
-        handoff: The thread hand-off (closed when queued work needs a lease).
+        intake: The way items come in, its hand-off and counts.
         lease_seconds: Duration of each lease.
         owner_prefix: Prefix of the leases' owner labels.
         logger: For leases that cannot be had.
-        counted: Called with ``"batches"`` or ``"leases"`` as they start.
         numbers: Numbers the leases' owner labels (across runs).
     """
 
@@ -56,21 +54,21 @@ class Pipeline:
         manager: GrinderManager,
         queue: ItemQueue,
         batches: Batches,
-        handoff: Handoff,
+        intake: Intake,
         lease_seconds: float,
         owner_prefix: str,
         logger: logging.Logger,
-        counted: Callable[[str], None],
         numbers: itertools.count[int],
     ) -> None:
         self._manager = manager
         self._queue = queue
         self._batches = batches
-        self._handoff = handoff
+        self._intake = intake
+        self._handoff = intake.handoff
         self._lease_seconds = lease_seconds
         self._owner_prefix = owner_prefix
         self._logger = logger
-        self._counted = counted
+        self._counted = intake.count
         self._numbers = numbers
         self.wake = asyncio.Event()
         self.workers: set[asyncio.Task[None]] = set()
@@ -187,6 +185,36 @@ class Pipeline:
         finally:
             await lease.release()
 
-    def cancel(self) -> None:
+    async def stop(self, batcher: asyncio.Task[None], *, cancel: bool) -> None:
+        """Drain the queue (or cancel everything) and wait for the batcher
+        and every lease worker to end."""
+        batches, intake = self._batches, self._intake
+        batches.stopping = True
+        self._handoff.close(cancel=cancel)  # runners finish their item and leave
+        intake.drain_inbox()
+        if cancel:
+            batches.cancelling = intake.cancelling = True
+            self._cancel_everything(batcher)
+        self.wake.set()
+        await asyncio.gather(batcher, return_exceptions=True)
+        # Wait only for workers still running: a finished one stays in the
+        # set until its done-callback runs, and gather() of finished tasks
+        # completes without yielding to the loop (Python 3.12+), which would
+        # spin here forever.
+        while running := [w for w in self.workers if not w.done()]:
+            await asyncio.gather(*running, return_exceptions=True)
+        batches.open.clear()  # a cancelling stop abandons batches mid-way
+        intake.drain_inbox()
+
+    def _cancel_everything(self, batcher: asyncio.Task[None]) -> None:
+        batches = self._batches
+        for item in self._queue.take_all():
+            cancel_item(item)
+        for chunk in list(batches.chunks):
+            chunk.cancel()
+        for item in list(batches.running):
+            cancel_item(item)
+        batches.running.clear()
+        batcher.cancel()
         for worker in self.workers:
             worker.cancel()

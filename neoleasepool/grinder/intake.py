@@ -1,0 +1,158 @@
+"""Where items come in and how they are counted: the grinder's item sink.
+
+An item from the loop goes straight to the queue. An item from a plain
+thread goes to the thread hand-off if it takes it, else through the inbox
+(a mailbox) to the loop, which offers it to the hand-off once more and
+otherwise queues it. Items the hand-off gives back take the same way in.
+
+Items report here how they ended (:class:`~.items.ItemSink`), from
+whichever thread decided their future's final state, so the counts always
+match the futures; a cancelled item is dropped by its owner (``items.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+from .._util.loops import LoopBinding
+from .._util.mailbox import Mailbox
+from ..exceptions import LeasePoolNotStartedError
+from .handoff import Handoff
+from .items import ENDED, INBOX, RUNNING, Item, ThreadItem, forget_call
+from .queue import ItemQueue
+
+__all__ = ["Intake"]
+
+COUNTS = ("submitted", "batches", "leases", "completed", "failed", "cancelled")
+
+
+class Intake:
+    """The way in for items, and their counts.
+
+    Args:
+        binding: The grinder's loop binding.
+        queue: The grinder's queue.
+        wake: Wakes the batcher (loop thread).
+        refusal: Why items cannot be taken now, or ``None`` while they can
+            (loop thread).
+    """
+
+    def __init__(
+        self,
+        binding: LoopBinding,
+        queue: ItemQueue,
+        wake: Callable[[], None],
+        refusal: Callable[[], BaseException | None],
+    ) -> None:
+        self._binding = binding
+        self._queue = queue
+        self._wake = wake
+        self._refusal = refusal
+        self.handoff = Handoff(self.given_back)
+        self.running: set[Item] = set()  # the current run's items taken by batches
+        self.cancelling = False
+        self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(COUNTS, 0)
+
+    # ------------------------------------------------------------- coming in
+
+    def accept(self, item: Item) -> None:
+        """Queue ``item`` (loop thread)."""
+        if self._queue.append(item):
+            self._wake()
+
+    def from_thread(self, item: ThreadItem, loop: asyncio.AbstractEventLoop) -> None:
+        """Take ``item`` from a plain thread: to a runner, or to the loop.
+
+        Raises:
+            RuntimeError: If the loop is closed.
+        """
+        if not self.handoff.offer(item):
+            self._inbox.post(loop, item)
+
+    def drain_inbox(self) -> None:
+        self._take_inbox(self._inbox.take())
+
+    def _take_inbox(self, items: list[ThreadItem], counted: bool = False) -> None:
+        """On the loop: ``INBOX`` items go to the hand-off or the queue
+        (``counted``: given back, counted as submitted already)."""
+        refusal = self._refusal()
+        for item in items:
+            if not counted:
+                self.count("submitted")
+            if item.cancelled():
+                item.state = ENDED  # its cancel() counted it
+            elif self.cancelling:
+                cancel_item(item)
+            elif refusal is not None:
+                item.state = ENDED
+                item.resolve((False, refusal))
+            elif not self.handoff.offer(item, new=False):
+                self.accept(item)
+
+    def given_back(self, items: list[ThreadItem]) -> None:
+        """Items the hand-off accepted but no runner will run (any thread):
+        back to the loop, as if just submitted."""
+        for item in items:
+            item.state = INBOX
+        loop = self._binding.loop
+        try:
+            if loop is None:
+                raise RuntimeError("the grinder has no loop")
+            if self._binding.on_loop_thread():
+                self._take_inbox(items, counted=True)
+            else:
+                loop.call_soon_threadsafe(self._take_inbox, items, True)
+        except RuntimeError:
+            for item in items:
+                item.state = ENDED
+                item.resolve((False, LeasePoolNotStartedError("the WorkGrinder stopped")))
+
+    # ------------------------------------------------------ the items' sink
+
+    def item_ended(self, how: str) -> None:
+        """An item's future reached its final state (any thread)."""
+        self.count(how)
+
+    def item_cancelled(self, item: Item) -> None:
+        """The caller cancelled ``item`` (its thread): its owner drops it."""
+        if type(item) is ThreadItem:
+            self.handoff.withdraw(item)
+        loop = self._binding.loop
+        if loop is None:
+            return
+        if self._binding.on_loop_thread():
+            self._drop(item)
+            return
+        try:
+            loop.call_soon_threadsafe(self._drop, item)
+        except RuntimeError:
+            pass  # loop closed: the grinder is gone, nothing to remove
+
+    def _drop(self, item: Item) -> None:
+        """On the loop: forget a cancelled item it owns (``INBOX`` items are
+        dropped as the inbox is drained, ``HANDED`` ones by the hand-off)."""
+        if not self._queue.drop(item) and item.state == RUNNING and item in self.running:
+            item.state = ENDED
+            self.running.discard(item)
+
+    # ---------------------------------------------------------------- counts
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self._counts[what] += 1
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def cancel_item(item: Item) -> None:
+    """End ``item`` by cancelling it (it may have just been resolved)."""
+    if item.state != RUNNING:  # a running in-process chunk may still read the call
+        forget_call(item)
+    item.state = ENDED
+    item.cancel()  # counts itself; if it already ended, it was counted then
