@@ -138,7 +138,7 @@ class Handoff:
         Returns:
             Whether the hand-off took it; if not, the caller keeps it.
         """
-        with self._ready:
+        with self._lock:  # (the lock of _ready)
             waiting = len(self._backlog)
             if self._idle <= waiting and (
                 item.origin in self._threads
@@ -203,7 +203,7 @@ class Handoff:
         """The runner's next item, waiting for one up to ``linger`` seconds;
         ``None`` once it has left."""
         expired = time.monotonic() > runner.until or not runner.active()
-        with self._ready:
+        with self._lock:  # (the lock of _ready)
             runner.item = None
             while not expired and runner.generation == self._generation:
                 if self._backlog:
