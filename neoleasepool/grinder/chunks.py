@@ -81,23 +81,28 @@ class CallChunks:
 
     def read(self, result: Any, items: Sequence[Item]) -> float:
         outcomes, seconds = result
-        _store(items, outcomes)
+        for item, outcome in zip(items, self.decode(outcomes), strict=True):
+            item.outcome = outcome
         return float(seconds)
 
+    @staticmethod
+    def decode(outcomes: Any) -> list[Any]:
+        """The outcomes as the worker sent them back."""
+        return list(outcomes)
 
-class PickledChunks:
+
+class PickledChunks(CallChunks):
     """Calls sent pickled; the worker pickles the outcomes itself."""
 
-    in_process = False
     resend_refused = True
 
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
         return executor.submit(run_calls_pickled, _calls(items))
 
-    def read(self, result: Any, items: Sequence[Item]) -> float:
-        pickled, seconds = result
-        _store(items, pickle.loads(pickled))
-        return float(seconds)
+    @staticmethod
+    def decode(outcomes: Any) -> list[Any]:
+        decoded: list[Any] = pickle.loads(outcomes)
+        return decoded
 
 
 def chunk_kind(in_process: bool, pickles_calls: bool) -> ChunkKind:
@@ -123,11 +128,6 @@ def chunk_kind_of(manager: object) -> ChunkKind:
 
 def _calls(items: list[Item]) -> list[Any]:
     return [(i.fn, i.args, i.kwargs) for i in items]
-
-
-def _store(items: Sequence[Item], outcomes: list[Any]) -> None:
-    for item, outcome in zip(items, outcomes, strict=True):
-        item.outcome = outcome
 
 
 def sendable(items: list[Item], kind: ChunkKind) -> list[Item]:
