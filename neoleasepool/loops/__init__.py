@@ -1,4 +1,4 @@
-"""Layer 3: event loops in threads ("aloops") and the blocking portal.
+"""Event loops in threads ("aloops") and the blocking portal.
 
 A :class:`~.portal.LoopPortal` is the one way sync code calls into a loop;
 an :class:`~.aloop.ALoop` is a named loop in a thread of its own. See

@@ -1,8 +1,8 @@
-"""Named asyncio loops in threads ("aloops") (layer 3).
+"""Named asyncio loops in threads ("aloops").
 
 An :class:`ALoop` is an asyncio event loop running in a thread of its own
 (``supervisor_aloop_<name>``).  Code in other threads reaches it through the
-blocking bridge it inherits from :class:`~neoleasepool._portal.LoopPortal`:
+blocking bridge it inherits from :class:`~neoleasepool.loops.portal.LoopPortal`:
 ``call``, ``call_with_timeout``, ``submit``, ``call_soon``, ``call_sync``
 and neotasker's ``spawn_coroutine_threadsafe``/``run_coroutine_threadsafe``.
 
@@ -20,16 +20,13 @@ import logging
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .._util.validation import check_duration
+from .._util.deadlines import deadline_from_wait
 from ..types import Stats, WaitArg
 from .portal import LoopPortal
 
-if TYPE_CHECKING:
-    from ..supervision.supervisor import TaskSupervisor
-
-__all__ = ["ALoop", "deadline_from_wait", "remaining"]
+__all__ = ["ALoop", "LoopOwner"]
 
 logger = logging.getLogger("neoleasepool.aloop")
 
@@ -39,31 +36,15 @@ CANCEL_GRACE_SECONDS = 2.0
 CANCEL_ROUNDS = 3
 
 
-def deadline_from_wait(wait: WaitArg) -> float | None:
-    """Turn a ``wait`` argument into an absolute :func:`time.monotonic` deadline.
+class LoopOwner(Protocol):
+    """What an aloop knows of the supervisor that owns it: its id.
 
-    Args:
-        wait: ``True`` (no limit), ``False`` (do not wait) or seconds.
-
-    Returns:
-        ``None`` for no limit, otherwise the deadline.
-
-    Raises:
-        ValueError: If ``wait`` is a negative, NaN or infinite number, or not
-            a bool or number.
+    Aloops sit below the supervisor, so they hold it through this protocol
+    and never import it.
     """
-    if wait is True:
-        return None
-    if wait is False:
-        return time.monotonic()
-    return time.monotonic() + check_duration("wait", wait, allow_zero=True)
 
-
-def remaining(deadline: float | None) -> WaitArg:
-    """The ``wait`` argument left before ``deadline`` (``True`` if unbounded)."""
-    if deadline is None:
-        return True
-    return max(0.0, deadline - time.monotonic())
+    @property
+    def id(self) -> str: ...
 
 
 class ALoop(LoopPortal):
@@ -82,7 +63,7 @@ class ALoop(LoopPortal):
     def __init__(
         self,
         name: str | None = None,
-        supervisor: TaskSupervisor | None = None,
+        supervisor: LoopOwner | None = None,
         *,
         daemon: bool = False,
         thread_name: str | None = None,

@@ -1,4 +1,4 @@
-"""The blocking bridge from other threads into an aloop (layer 3, private).
+"""The blocking bridge from other threads into an aloop (private).
 
 :class:`LoopPortal` is the one way sync code reaches an event loop running
 in another thread, in the spirit of anyio's ``BlockingPortal``:
@@ -20,7 +20,7 @@ hand-over happen under the owner's lock, and the owner's shutdown runs
 every hand-over made before it.  Every blocking entry point refuses to run
 on the loop's own thread, where it would wait for itself forever.
 
-:class:`~neoleasepool.aloop.ALoop` is the only subclass; it provides the
+:class:`~neoleasepool.loops.aloop.ALoop` is the only subclass; it provides the
 state declared at the top of :class:`LoopPortal`.
 """
 

@@ -1,4 +1,4 @@
-"""The supervisor's task pool and the pools it retired (layer 3, private).
+"""The supervisor's task pool and the pools it retired (private).
 
 A :class:`SupervisorPool` holds the executor behind ``TaskSupervisor.spawn``.
 The supervisor owns that executor, whoever created it: a pool replaced at

@@ -1,4 +1,4 @@
-"""The supervisor's registry of schedulers (layer 3, private).
+"""The supervisor's registry of schedulers (private).
 
 A scheduler is anything with an async ``loop()`` and a regular
 ``stop(wait=True)``, where ``wait`` is ``True``, ``False`` or seconds:
@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..loops.aloop import remaining
+from .._util.deadlines import remaining
 from ..types import Stats, WaitArg
 
 __all__ = ["Registration", "SchedulerRegistry", "scheduler_name"]

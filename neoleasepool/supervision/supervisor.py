@@ -1,4 +1,4 @@
-"""The task supervisor: one owner for loops, threads and schedulers (layer 3).
+"""The task supervisor: one owner for loops, threads and schedulers.
 
 A :class:`TaskSupervisor` owns
 
@@ -35,8 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from .._util.deadlines import deadline_from_wait
 from ..exceptions import LeasePoolNotStartedError
-from ..loops.aloop import ALoop, deadline_from_wait
+from ..loops.aloop import ALoop
 from ..sync.supervised import (
     SupervisedLeaseManager,
     SupervisedWorkGrinder,

@@ -28,16 +28,16 @@ import contextlib
 import functools
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
+from .._util.deadlines import deadline_after, deadline_from_wait, remaining, seconds_left
 from .._util.validation import check_optional_timeout
 from ..exceptions import LeaseExpiredError, LeasePoolNotStartedError, WrongLoopError
 from ..grinder.facade import WorkGrinder
 from ..leasing.lease import ExecutorLease
 from ..leasing.manager import LeasedExecutorManager
-from ..loops.aloop import ALoop, deadline_from_wait, remaining
+from ..loops.aloop import ALoop
 from ..types import Stats, WaitArg
 
 __all__ = [
@@ -51,10 +51,6 @@ __all__ = [
 T = TypeVar("T")
 
 logger = logging.getLogger("neoleasepool.supervised")
-
-
-def _seconds_left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _wait_result(future: concurrent.futures.Future[T], timeout: float | None) -> T:
@@ -275,9 +271,9 @@ class SupervisedLeaseManager(_SchedulerBase):
         ``timeout`` bounds the whole call, the wait for a pool included.
         """
         seconds = check_optional_timeout("timeout", timeout)
-        deadline = None if seconds is None else time.monotonic() + seconds
+        deadline = deadline_after(seconds)
         with self.lease(timeout=seconds) as held:
-            return held.run(fn, *args, timeout=_seconds_left(deadline), **kwargs)
+            return held.run(fn, *args, timeout=seconds_left(deadline), **kwargs)
 
     # ----------------------------------------------------- async twins
 
@@ -380,7 +376,7 @@ class SupervisedLeaseManager(_SchedulerBase):
                 wait=wait if isinstance(wait, bool) else remaining(deadline),
                 cancel_tasks=cancel_tasks,
             )
-        timeout = _seconds_left(deadline)
+        timeout = seconds_left(deadline)
         # A bounded wait always drains with that bound: it is the only stop
         # of the manager whose joins honour a timeout.
         bounded = not isinstance(wait, bool)
@@ -484,7 +480,7 @@ class SupervisedWorkGrinder(_SchedulerBase):
             return
         self._blocking("stop")
         cancel = cancel_tasks or wait is False
-        timeout = _seconds_left(deadline_from_wait(wait))
+        timeout = seconds_left(deadline_from_wait(wait))
         if self.aloop.active:
             try:
                 stopping = self.aloop.submit(self.grinder.stop, cancel_pending=cancel)
