@@ -20,8 +20,8 @@ API follows neotasker's supervisor, so code written for it keeps working.
 
 :meth:`TaskSupervisor.create_lease_manager` and
 :meth:`TaskSupervisor.create_work_grinder` build the blocking facades of
-:mod:`neoleasepool.supervised`; that module depends on aloops and the async
-core only, so importing it here keeps every import pointing downwards.
+:mod:`neoleasepool.sync`; that package depends on aloops and the async core
+only, and sees the supervisor through a protocol.
 """
 
 from __future__ import annotations
@@ -38,12 +38,9 @@ from typing import Any, ParamSpec, TypeVar
 from .._util.deadlines import deadline_from_wait
 from ..exceptions import LeasePoolNotStartedError
 from ..loops.aloop import ALoop
-from ..sync.supervised import (
-    SupervisedLeaseManager,
-    SupervisedWorkGrinder,
-    create_lease_manager,
-    create_work_grinder,
-)
+from ..sync.factories import create_lease_manager, create_work_grinder
+from ..sync.grinder import SupervisedWorkGrinder
+from ..sync.manager import SupervisedLeaseManager
 from ..types import Stats, WaitArg
 from .pool import SupervisorPool
 from .schedulers import SchedulerRegistry
