@@ -80,6 +80,16 @@ def test_importing_creates_the_default_supervisor_and_starts_no_thread() -> None
     assert task_supervisor.id == "default"
 
 
+def test_the_default_supervisor_is_one_task_supervisor_under_every_import_path() -> None:
+    import neoleasepool.supervisor as neotasker_path
+
+    assert isinstance(task_supervisor, TaskSupervisor)
+    assert neotasker_path.task_supervisor is task_supervisor
+    assert neotasker_path.TaskSupervisor is TaskSupervisor
+    assert neotasker_path.SupervisorInfo is SupervisorInfo
+    assert neotasker_path.spawn == default_spawn == task_supervisor.spawn
+
+
 def test_default_supervisor_starts_spawns_and_stops() -> None:
     task_supervisor.set_thread_pool(max_size=4)
     task_supervisor.start()
@@ -439,6 +449,40 @@ def test_scheduler_loops_run_on_the_loop_they_name(sup: TaskSupervisor) -> None:
     assert by_worker_loop.loop_thread == "supervisor_aloop_mine"
     on_supervisor.aloop = sup.aloop  # type: ignore[assignment]  # to let it stop
     by_worker_loop.aloop = aloop
+
+
+def test_a_scheduler_loop_runs_on_an_asyncio_loop_that_no_aloop_runs(
+    sup: TaskSupervisor,
+) -> None:
+    class OnItsOwnLoop:
+        name = "own-loop"
+
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            self.worker_loop = loop  # neotasker's attribute: a loop of its own
+            self.ran_on = concurrent.futures.Future[str]()
+            self.stopped = concurrent.futures.Future[Any]()
+
+        async def loop(self) -> None:
+            self.ran_on.set_result(threading.current_thread().name)
+            await asyncio.wrap_future(self.stopped)
+
+        def stop(self, wait: Any = True) -> None:
+            self.stopped.set_result(wait)
+
+    plain = asyncio.new_event_loop()
+    thread = threading.Thread(target=plain.run_forever, name="plain_asyncio_loop")
+    thread.start()
+    try:
+        scheduler = OnItsOwnLoop(plain)
+        future = sup.register_scheduler(scheduler)
+        assert scheduler.ran_on.result(timeout=5) == "plain_asyncio_loop"
+        sup.stop(wait=True)
+        assert scheduler.stopped.result(timeout=5) is True
+        future.result(timeout=5)
+    finally:
+        plain.call_soon_threadsafe(plain.stop)
+        thread.join(5)
+        plain.close()
 
 
 def test_scheduler_names_come_from_name_or__name_or_are_generated(

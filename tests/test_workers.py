@@ -25,6 +25,7 @@ from neoleasepool import (
     TaskSupervisor,
     WrongLoopError,
     background_worker,
+    task_supervisor,
 )
 
 from .support import started_supervisor, wait_until
@@ -60,6 +61,11 @@ class Calls:
 
 
 # ---------------------------------------------------------------- each kind
+
+
+def test_a_worker_made_without_a_supervisor_runs_under_task_supervisor() -> None:
+    for kind in (BackgroundWorker, BackgroundAsyncWorker, BackgroundQueueWorker):
+        assert kind(f"default-{kind.__name__}", print).supervisor is task_supervisor
 
 
 def test_background_worker_runs_a_sync_target_in_the_pool(sup: TaskSupervisor) -> None:

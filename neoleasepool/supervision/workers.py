@@ -1,4 +1,4 @@
-"""Background workers, neotasker's model without its polling (layer 3).
+"""Background workers, neotasker's model without its polling.
 
 A worker runs its target again and again under a supervisor; the kinds
 differ in what each run waits for:
@@ -18,7 +18,8 @@ differ in what each run waits for:
 ==============================  ==========================================
 
 :func:`background_worker` turns a function into a worker of the right kind.
-The base kinds live in the private ``_worker_base`` module.
+The base kinds live in the private :mod:`.worker_base` and
+:mod:`.async_worker` modules.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from .._util.validation import check_duration
-from .worker_base import BackgroundAsyncWorker, BackgroundWorker
+from .async_worker import BackgroundAsyncWorker
+from .worker_base import BackgroundWorker
 
 __all__ = [
     "BackgroundAsyncWorker",
