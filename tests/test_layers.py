@@ -126,12 +126,6 @@ def _is_package(modules: dict[str, Path], name: str) -> bool:
 def _imports(tree: ast.Module) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
     """Every import statement in ``tree``, with where it sits."""
 
-    def walk_one(node: ast.AST, where: str) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node, where
-        else:
-            yield from walk(node, where)
-
     def walk(node: ast.AST, where: str) -> Iterator[tuple[ast.Import | ast.ImportFrom, str]]:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.Import | ast.ImportFrom):
@@ -139,10 +133,8 @@ def _imports(tree: ast.Module) -> Iterator[tuple[ast.Import | ast.ImportFrom, st
             elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
                 yield from walk(child, "in a function")
             elif isinstance(child, ast.If) and _is_type_checking(child.test):
-                for statement in child.body:
-                    yield from walk_one(statement, "under TYPE_CHECKING")
-                for statement in child.orelse:
-                    yield from walk_one(statement, where)
+                yield from walk(ast.Module(body=child.body, type_ignores=[]), "under TYPE_CHECKING")
+                yield from walk(ast.Module(body=child.orelse, type_ignores=[]), where)
             else:
                 yield from walk(child, where)
 
@@ -215,81 +207,42 @@ def _ancestors(name: str) -> list[str]:
 # ----------------------------------------------------------------- the rules
 
 
-def find_cycles(modules: dict[str, Path], edges: list[Edge]) -> list[list[Edge]]:
-    """One cycle (as its edges) per strongly connected group of modules."""
+def _by_source(modules: dict[str, Path], edges: list[Edge]) -> dict[str, list[Edge]]:
     graph: dict[str, list[Edge]] = {name: [] for name in modules}
     for edge in edges:
         graph[edge.source].append(edge)
-    cycles = []
-    for group in _strongly_connected(graph):
-        start = min(group)
-        cycles.append(_path_back(graph, start, group))
+    return graph
+
+
+def find_cycles(modules: dict[str, Path], edges: list[Edge]) -> list[list[Edge]]:
+    """Every distinct cycle a depth-first walk closes, as its edges."""
+    graph = _by_source(modules, edges)
+    on_path: set[str] = set()
+    done: set[str] = set()
+    path: list[Edge] = []
+    cycles: list[list[Edge]] = []
+    seen: set[frozenset[str]] = set()
+
+    def visit(node: str) -> None:
+        on_path.add(node)
+        for edge in graph[node]:
+            if edge.target in on_path:
+                first = next(i for i, step in enumerate(path) if step.source == edge.target)
+                cycle = [*path[first:], edge]
+                if (key := frozenset(str(step) for step in cycle)) not in seen:
+                    seen.add(key)
+                    cycles.append(cycle)
+            elif edge.target not in done:
+                path.append(edge)
+                visit(edge.target)
+                path.pop()
+        on_path.discard(node)
+        done.add(node)
+
+    for name in modules:
+        if name not in done:
+            visit(name)
     return cycles
-
-
-def _strongly_connected(graph: dict[str, list[Edge]]) -> list[set[str]]:
-    """Tarjan's algorithm, iterative; only groups that contain a cycle."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    groups: list[set[str]] = []
-    for root in graph:
-        if root in index:
-            continue
-        work = [(root, iter(graph[root]))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            edge = next(children, None)
-            if edge is not None:
-                child = edge.target
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(graph[child])))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                group = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    group.add(member)
-                    if member == node:
-                        break
-                if len(group) > 1:
-                    groups.append(group)
-    return groups
-
-
-def _path_back(graph: dict[str, list[Edge]], start: str, group: set[str]) -> list[Edge]:
-    """The shortest chain of edges from ``start`` back to itself within ``group``."""
-    came_by: dict[str, Edge] = {}
-    frontier = [start]
-    while frontier:
-        following = []
-        for node in frontier:
-            for edge in graph[node]:
-                if edge.target not in group or edge.target in came_by:
-                    continue
-                came_by[edge.target] = edge
-                if edge.target == start:
-                    chain = [edge]
-                    while chain[0].source != start:
-                        chain.insert(0, came_by[chain[0].source])
-                    return chain
-                following.append(edge.target)
-        frontier = following
-    raise AssertionError(f"no cycle through {start} in {sorted(group)}")
 
 
 def area(name: str) -> str | None:
@@ -341,9 +294,7 @@ def reach(modules: dict[str, Path], edges: list[Edge], start: str) -> dict[str, 
     The start module's own enclosing packages count as imported (their
     ``__init__`` runs first), except the root package.
     """
-    graph: dict[str, list[Edge]] = {name: [] for name in modules}
-    for edge in edges:
-        graph[edge.source].append(edge)
+    graph = _by_source(modules, edges)
     chains: dict[str, list[Edge]] = {start: []}
     frontier = [start]
     for parent in _ancestors(start)[1:]:
@@ -451,7 +402,7 @@ def test_the_checks_name_each_offending_edge(tmp_path: Path) -> None:
     )
     modules, edges = import_edges(root, PACKAGE)
 
-    cycles = [[str(edge) for edge in cycle] for cycle in find_cycles(modules, edges)]
+    cycles = [sorted(str(edge) for edge in cycle) for cycle in find_cycles(modules, edges)]
     assert sorted(cycles) == [
         [
             "neoleasepool/_util/clock.py:3 imports neoleasepool.loops.aloop "
