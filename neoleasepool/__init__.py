@@ -40,7 +40,7 @@ from .supervision.workers import (
     BackgroundWorker,
     background_worker,
 )
-from .sync.supervised import SupervisedLease, SupervisedLeaseManager, SupervisedWorkGrinder
+from .sync import SupervisedLease, SupervisedLeaseManager, SupervisedWorkGrinder
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 # The "dask" backend imports distributed only when a manager starts on it.

@@ -1,4 +1,4 @@
-"""Exceptions raised by neoleasepool (layer 0).
+"""Exceptions raised by neoleasepool.
 
 Every library error subclasses :class:`LeasePoolError`.  Where an error stands
 in for a builtin it subclasses that builtin too, so code that catches the

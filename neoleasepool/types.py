@@ -1,4 +1,4 @@
-"""Type aliases shared across layers (layer 0)."""
+"""Type aliases shared across layers."""
 
 from __future__ import annotations
 

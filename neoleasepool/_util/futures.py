@@ -1,4 +1,4 @@
-"""Cheap bridges between ``concurrent.futures`` and asyncio (layer 0).
+"""Cheap bridges between ``concurrent.futures`` and asyncio.
 
 ``asyncio.wrap_future`` chains two futures with callbacks in both
 directions and copies state generically; on the per-item hot path we only

@@ -1,4 +1,4 @@
-"""Loop ownership (layer 0).
+"""Loop ownership.
 
 An async core object belongs to the event loop that started it.  A
 :class:`LoopBinding` remembers that loop and its thread, and turns a call

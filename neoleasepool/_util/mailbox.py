@@ -1,4 +1,4 @@
-"""Handing things from other threads to an event loop, one wake-up per burst (layer 0).
+"""Handing things from other threads to an event loop, one wake-up per burst.
 
 ``loop.call_soon_threadsafe`` per item writes to the loop's self-pipe and
 costs the loop a wake-up per item.  A :class:`Mailbox` collects items posted

@@ -1,4 +1,4 @@
-"""Run a blocking call in a short-lived, joined thread (layer 0).
+"""Run a blocking call in a short-lived, joined thread.
 
 Stopping must join executors (which can take a while) without blocking the
 event loop, and without borrowing the loop's default executor, whose

@@ -1,4 +1,4 @@
-"""Argument validation shared by every constructor (layer 0).
+"""Argument validation shared by every constructor.
 
 Every check rejects booleans, strings, NaN, infinities, and values outside
 the allowed range with a :class:`ValueError` that names the argument and the

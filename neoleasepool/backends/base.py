@@ -1,4 +1,4 @@
-"""Executor backends: what a pool is made of (layer 1).
+"""Executor backends: what a pool is made of.
 
 A *backend* knows how to build one executor ("pool") for a manager, how to
 tell that a pool is broken, and how to stop the work on a pool forcibly when

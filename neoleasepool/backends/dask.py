@@ -1,4 +1,4 @@
-"""The ``"dask"`` backend: lease executors of a Dask distributed cluster (layer 1).
+"""The ``"dask"`` backend: lease executors of a Dask distributed cluster.
 
 When one machine is not enough, the same manager and grinder code can run
 its work on a Dask cluster: each pool is a ``concurrent.futures`` executor

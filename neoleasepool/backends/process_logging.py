@@ -1,4 +1,4 @@
-"""Forwarding log records from process-pool workers to the parent (layer 1).
+"""Forwarding log records from process-pool workers to the parent.
 
 Worker processes have their own logging configuration.  When forwarding is
 enabled, each worker's root logger gets a single

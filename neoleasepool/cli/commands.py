@@ -1,4 +1,4 @@
-"""The command line: ``python -m neoleasepool demo | bench | info`` (layer 5).
+"""The command line: ``python -m neoleasepool demo | bench | info``.
 
 * ``demo`` runs :mod:`neoleasepool._demo`: the library seen from a plain
   synchronous script, drawn live on the terminal;
@@ -157,7 +157,10 @@ def _defaults(fn: Any) -> dict[str, Any]:
 
 def info_text() -> str:
     """What ``info`` prints."""
-    from .. import LeasedExecutorManager, WorkGrinder, __version__, backend_availability
+    from .._version import __version__
+    from ..backends import backend_availability
+    from ..grinder import WorkGrinder
+    from ..leasing import LeasedExecutorManager
     from ..supervision.pool import default_max_size
 
     lines = [

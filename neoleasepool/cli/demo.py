@@ -1,4 +1,4 @@
-"""``python -m neoleasepool demo``: the whole library from a plain sync script (layer 5).
+"""``python -m neoleasepool demo``: the whole library from a plain sync script.
 
 The story: a fleet of simulated devices connects and disconnects.  A plain
 synchronous program (no ``async def`` in its main thread) serves it with
@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 from ..exceptions import LeaseExpiredError
 from ..supervision.supervisor import task_supervisor
-from ..sync.supervised import SupervisedLeaseManager, SupervisedWorkGrinder
+from ..sync import SupervisedLeaseManager, SupervisedWorkGrinder
 from .render import Screen, Snapshot, summary_lines
 
 __all__ = ["SensorGlitch", "run_demo"]

@@ -1,4 +1,4 @@
-"""The demo's terminal view: frames, plain status lines, the summary (layer 5).
+"""The demo's terminal view: frames, plain status lines, the summary.
 
 Everything here is a pure function of a :class:`Snapshot`, so the view can
 be read (and tested) without running anything.  :class:`Screen` is the only

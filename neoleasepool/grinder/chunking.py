@@ -1,4 +1,4 @@
-"""How many items one executor call runs (layer 2).
+"""How many items one executor call runs.
 
 Handing an item to a worker costs a cross-thread hand-off (tens of
 microseconds), or a pickled round trip to a process (hundreds).  For tiny
