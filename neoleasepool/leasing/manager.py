@@ -37,9 +37,9 @@ from typing import Any
 
 from .._util.loops import LoopBinding
 from .._util.threads import run_in_thread
-from .._util.validation import check_duration, check_optional_timeout, check_positive_int
-from ..backends.base import BackendSession, ExecutorBackend, PoolSpec, get_backend
-from ..backends.process_logging import ProcessLoggingConfig, resolve_log_level
+from .._util.validation import check_duration, check_optional_timeout
+from ..backends.base import BackendSession, ExecutorBackend, PoolSpec
+from ..backends.process_logging import ProcessLoggingConfig
 from ..exceptions import (
     LeaseExpiredError,
     LeasePoolNotStartedError,
@@ -48,12 +48,11 @@ from ..exceptions import (
 )
 from ..types import SizeProvider, Stats
 from .lease import ExecutorLease, LeaseRecord, LeaseState, Pool
+from .options import manager_options
 from .reaper import PoolReaper
 from .sizing import read_units, target_pools
 
 __all__ = ["LeasedExecutorManager"]
-
-_default_logger = logging.getLogger("neoleasepool.manager")
 
 #: After a bounded stop kills process workers, how long it waits for their
 #: pools to finish shutting down.
@@ -137,46 +136,40 @@ class LeasedExecutorManager:
         surplus_idle_seconds: float = 0.0,
         **executor_kwargs: Any,
     ) -> None:
-        self._backend = get_backend(backend)
-        self._max_pools = check_positive_int("max_pools", max_pools)
-        self._min_pools = check_positive_int("min_pools", min_pools)
-        if self._min_pools > self._max_pools:
-            raise ValueError(
-                f"min_pools ({self._min_pools}) must not exceed max_pools "
-                f"({self._max_pools})"
-            )
-        self._units_per_pool = check_positive_int("units_per_pool", units_per_pool)
-        self._workers_per_pool = check_positive_int("workers_per_pool", workers_per_pool)
-        if size_provider is not None and not callable(size_provider):
-            raise ValueError(
-                f"size_provider must be a callable or None, got {size_provider!r}"
-            )
-        self._size_provider = size_provider
-        self._check_interval = check_duration("check_interval", check_interval)
-        self._default_lease_seconds = check_duration(
-            "default_lease_seconds", default_lease_seconds
+        options = manager_options(
+            backend=backend,
+            max_pools=max_pools,
+            min_pools=min_pools,
+            units_per_pool=units_per_pool,
+            size_provider=size_provider,
+            check_interval=check_interval,
+            default_lease_seconds=default_lease_seconds,
+            lease_grace_seconds=lease_grace_seconds,
+            workers_per_pool=workers_per_pool,
+            name_prefix=name_prefix,
+            logger=logger,
+            process_logging=process_logging,
+            forward_process_logs=forward_process_logs,
+            process_log_level=process_log_level,
+            process_log_target_logger=process_log_target_logger,
+            clear_process_log_handlers=clear_process_log_handlers,
+            surplus_idle_seconds=surplus_idle_seconds,
+            executor_kwargs=executor_kwargs,
         )
-        self._grace_seconds = check_duration(
-            "lease_grace_seconds", lease_grace_seconds, allow_zero=True
-        )
-        self._surplus_idle = check_duration(
-            "surplus_idle_seconds", surplus_idle_seconds, allow_zero=True
-        )
-        if not isinstance(name_prefix, str) or not name_prefix:
-            raise ValueError(f"name_prefix must be a non-empty string, got {name_prefix!r}")
-        self._name_prefix = name_prefix
-        if logger is not None and not isinstance(logger, logging.Logger):
-            raise ValueError(f"logger must be a logging.Logger or None, got {logger!r}")
-        self._logger = logger or _default_logger
-        self._process_logging = self._resolve_process_logging(
-            process_logging,
-            forward_process_logs,
-            process_log_level,
-            process_log_target_logger,
-            clear_process_log_handlers,
-        )
-        self._backend.check_options(executor_kwargs)
-        self._executor_kwargs = executor_kwargs
+        self._backend = options.backend
+        self._max_pools = options.max_pools
+        self._min_pools = options.min_pools
+        self._units_per_pool = options.units_per_pool
+        self._workers_per_pool = options.workers_per_pool
+        self._size_provider = options.size_provider
+        self._check_interval = options.check_interval
+        self._default_lease_seconds = options.default_lease_seconds
+        self._grace_seconds = options.grace_seconds
+        self._surplus_idle = options.surplus_idle_seconds
+        self._name_prefix = options.name_prefix
+        self._logger = options.logger
+        self._process_logging = options.process_logging
+        self._executor_kwargs = options.executor_kwargs
 
         self._lock = threading.Lock()
         self._binding = LoopBinding("LeasedExecutorManager")
@@ -208,50 +201,6 @@ class LeasedExecutorManager:
             ),
             0,
         )
-
-    def _resolve_process_logging(
-        self,
-        config: ProcessLoggingConfig | None,
-        forward: bool,
-        level: int | str,
-        target: logging.Logger | None,
-        clear: bool,
-    ) -> ProcessLoggingConfig | None:
-        if not isinstance(forward, bool):
-            raise ValueError(f"forward_process_logs must be a bool, got {forward!r}")
-        if not isinstance(clear, bool):
-            raise ValueError(f"clear_process_log_handlers must be a bool, got {clear!r}")
-        resolve_log_level(level, "process_log_level")
-        if target is not None and not isinstance(target, logging.Logger):
-            raise ValueError(
-                "process_log_target_logger must be a logging.Logger or None, "
-                f"got {target!r}"
-            )
-        shortcuts_used = (
-            forward
-            or level != logging.INFO
-            or target is not None
-            or clear is not True
-        )
-        if config is not None and shortcuts_used:
-            raise ValueError(
-                "pass either process_logging=ProcessLoggingConfig(...) or the "
-                "forward_process_logs/process_log_* arguments, not both"
-            )
-        if config is not None and not isinstance(config, ProcessLoggingConfig):
-            raise ValueError(
-                f"process_logging must be a ProcessLoggingConfig, got {config!r}"
-            )
-        if config is None and forward:
-            config = ProcessLoggingConfig(
-                enabled=True, level=level, target_logger=target, clear_child_handlers=clear
-            )
-        if config is not None and config.enabled and self._backend.name != "process":
-            raise ValueError(
-                "process log forwarding works only with backend='process', "
-                f"not {self._backend.name!r}"
-            )
-        return config
 
     def __repr__(self) -> str:
         with self._lock:
