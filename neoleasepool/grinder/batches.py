@@ -24,7 +24,7 @@ from .._util.mailbox import Mailbox
 from ..exceptions import LeaseExpiredError
 from .chunking import ChunkPlanner
 from .chunks import ChunkKind, sendable
-from .contracts import GrinderLease
+from .contracts import LeaseView
 from .handoff import LINGER_SECONDS, Handoff, Runner
 from .items import ENDED, RUNNING, Item, Outcome, ThreadItem, forget_call
 from .queue import ItemQueue
@@ -71,7 +71,7 @@ class Batch:
 
     __slots__ = ("done", "lease", "load", "open", "outstanding", "refused", "runners")
 
-    def __init__(self, lease: GrinderLease, load: Load, open_batches: set[Batch]) -> None:
+    def __init__(self, lease: LeaseView, load: Load, open_batches: set[Batch]) -> None:
         self.lease = lease
         self.load = load
         self.open = open_batches
@@ -142,7 +142,7 @@ class Batches:
 
     # -------------------------------------------------------------- sending
 
-    def start(self, lease: GrinderLease, load: Load, items: list[Item], until: float) -> Batch:
+    def start(self, lease: LeaseView, load: Load, items: list[Item], until: float) -> Batch:
         """Hand ``items`` to ``lease`` in chunks (loop); the batch."""
         batch = Batch(lease, load, self.open)
         self.running.update(items)
@@ -352,7 +352,7 @@ def _pool_lost(batch: Batch, failure: BaseException) -> BaseException:
     """
     if not batch.lease.active:
         error: BaseException = LeaseExpiredError(
-            f"lease {getattr(batch.lease, 'lease_id', '?')} ended (revoked after its hard "
+            f"lease {batch.lease.label} ended (revoked after its hard "
             "expiry, or its manager stopped) before this item finished"
         )
     elif isinstance(failure, concurrent.futures.CancelledError):

@@ -29,7 +29,7 @@ from .calls import run_calls, run_calls_pickled, run_items
 from .items import RUNNING, Item
 
 __all__ = [
-    "CallChunks", "ChunkKind", "InProcessChunks", "PickledChunks", "chunk_kind", "chunk_kind_of",
+    "CallChunks", "ChunkKind", "InProcessChunks", "PickledChunks", "chunk_kind", "chunk_kind_for",
 ]
 
 
@@ -112,16 +112,15 @@ def chunk_kind(in_process: bool, pickles_calls: bool) -> ChunkKind:
     return PickledChunks() if pickles_calls else CallChunks()
 
 
-def chunk_kind_of(manager: object) -> ChunkKind:
-    """The chunk kind for a manager's backend. A manager of our own names its
-    backend; a backend we cannot look up (a user's stand-in manager) gets
-    plain calls, which work on any executor."""
-    name = getattr(manager, "backend", None)
-    try:
-        backend = None if name is None else get_backend(name)
-    except (UnsupportedBackendError, ValueError, TypeError):
+def chunk_kind_for(name: object) -> ChunkKind:
+    """The chunk kind for the backend a manager names. A backend we cannot
+    look up (a user's stand-in manager names none) gets plain calls, which
+    work on any executor."""
+    if not isinstance(name, str):  # (an ExecutorBackend is a str too)
         return CallChunks()
-    if backend is None:
+    try:
+        backend = get_backend(name)
+    except (UnsupportedBackendError, ValueError):
         return CallChunks()
     return chunk_kind(backend.in_process, backend.pickles_calls)
 

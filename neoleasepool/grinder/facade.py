@@ -35,8 +35,8 @@ from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..types import Stats
 from .batches import Batches
 from .chunking import ChunkPlanner
-from .chunks import chunk_kind_of
-from .contracts import GrinderManager
+from .chunks import chunk_kind_for
+from .contracts import GrinderManager, ManagerFacts
 from .handoff import Handoff
 from .intake import Intake
 from .items import AsyncItem, ThreadItem
@@ -134,17 +134,18 @@ class WorkGrinder:
             self._binding.require_owner("start", "the loop that started it")
             return
         loop = self._binding.bind()
-        if not getattr(self._manager, "started", True):
+        facts = ManagerFacts(self._manager)
+        if not facts.started:
             self._binding.unbind()
             raise LeasePoolNotStartedError(
                 "start the LeasedExecutorManager (await manager.start()) before the WorkGrinder"
             )
-        if getattr(self._manager, "loop", loop) is not loop:
+        if facts.loop is not None and facts.loop is not loop:
             self._binding.unbind()
             raise WrongLoopError(
                 "WorkGrinder.start() must run on the loop that started its manager"
             )
-        self._new_run(loop)
+        self._new_run(loop, facts)
         self._started = True
         self._crash = None
         assert self._pipeline is not None
@@ -154,7 +155,7 @@ class WorkGrinder:
             "grinder started threshold=%s max_wait_seconds=%s", self._threshold, self._max_wait
         )
 
-    def _new_run(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _new_run(self, loop: asyncio.AbstractEventLoop, facts: ManagerFacts) -> None:
         """Fresh parts for a run: runners of an earlier run cannot serve this one."""
         intake = self._intake
         for key, value in intake.handoff.stats().items():
@@ -166,9 +167,9 @@ class WorkGrinder:
             loop=loop,
             queue=self._queue,
             handoff=intake.handoff,
-            kind=chunk_kind_of(self._manager),
+            kind=chunk_kind_for(facts.backend),
             planner=self._planner,
-            workers=getattr(self._manager, "workers_per_pool", 1),
+            workers=facts.workers,
             wake=self._wake,
             logger=self._logger,
             running=intake.running,

@@ -26,7 +26,7 @@ import logging
 import time
 
 from .batches import Batch, Batches, Load
-from .contracts import GrinderLease, GrinderManager
+from .contracts import GrinderManager, LeaseView
 from .intake import Intake, cancel_item
 from .items import Item
 from .queue import ItemQueue
@@ -136,12 +136,18 @@ class Pipeline:
             self._batches.leasing = False
         self._counted("leases")
         items = self._take()
-        if not items:
-            await lease.release()
+        try:
+            view = LeaseView(lease, self._lease_seconds)
+        except TypeError as exc:
+            self._logger.error("grinder got a lease it cannot use: %s", exc)
+            self._batches.fail(items, exc)
             return
-        worker = asyncio.get_running_loop().create_task(self._lease_worker(lease, items))
+        if not items:
+            await view.release()
+            return
+        worker = asyncio.get_running_loop().create_task(self._lease_worker(view, items))
         self.workers.add(worker)
-        worker.add_done_callback(functools.partial(self._worker_done, lease))
+        worker.add_done_callback(functools.partial(self._worker_done, view))
 
     def _take(self) -> list[Item]:
         items = self._queue.take()
@@ -149,41 +155,48 @@ class Pipeline:
             self.wake.set()  # re-arm the deadline timer for the new oldest item
         return items
 
-    def _worker_done(self, lease: GrinderLease, worker: asyncio.Task[None]) -> None:
+    def _worker_done(self, lease: LeaseView, worker: asyncio.Task[None]) -> None:
         self.workers.discard(worker)
-        if lease.active:
+        if not lease.released:
             # Cancelled before its first step, the worker never reached its
             # ``finally``: give the lease back here.
             worker.get_loop().create_task(lease.release())
 
-    async def _lease_worker(self, lease: GrinderLease, items: list[Item]) -> None:
+    async def _lease_worker(self, lease: LeaseView, items: list[Item]) -> None:
         """Feed batches to one lease while more work is ready."""
-        batches = self._batches
-        reuse_until = lease.soft_expires_at - lease.lease_seconds / 2
-        load = Load(2 * batches.workers if batches.kind.in_process else 0)
-        running: list[Batch] = []
         try:
-            while items:
-                self._counted("batches")
-                batch = batches.start(lease, load, items, reuse_until)
-                running.append(batch)
-                if batch.runners:
-                    await batch.done  # nothing may queue behind runners
-                await load.wait_for_room()
-                running = [b for b in running if not b.done.done()]
-                if (
-                    batches.cancelling
-                    or batch.refused
-                    or not lease.active
-                    or not self.ready()
-                    or time.monotonic() > reuse_until
-                ):
-                    break
-                items = self._take()
-            for batch in running:
-                await batch.done
+            await self._feed(lease, items)
         finally:
             await lease.release()
+
+    async def _feed(self, lease: LeaseView, items: list[Item]) -> None:
+        batches = self._batches
+        load = Load(2 * batches.workers if batches.kind.in_process else 0)
+        running: list[Batch] = []
+        while items:
+            self._counted("batches")
+            try:
+                batch = batches.start(lease, load, items, lease.reuse_until)
+            except Exception as exc:  # a bug, or a lease that breaks its contract
+                self._logger.error("grinder could not start a batch", exc_info=exc)
+                batches.fail(items, exc)  # what no chunk settles ends here
+                break
+            running.append(batch)
+            if batch.runners:
+                await batch.done  # nothing may queue behind runners
+            await load.wait_for_room()
+            running = [b for b in running if not b.done.done()]
+            if (
+                batches.cancelling
+                or batch.refused
+                or not lease.active
+                or not self.ready()
+                or time.monotonic() > lease.reuse_until
+            ):
+                break
+            items = self._take()
+        for batch in running:
+            await batch.done
 
     async def stop(self, batcher: asyncio.Task[None], *, cancel: bool) -> None:
         """Drain the queue (or cancel everything) and wait for the batcher
