@@ -1,4 +1,4 @@
-"""Leases: a time-limited, exclusive loan of one pool (layer 2).
+"""Leases: a time-limited, exclusive loan of one pool.
 
 A lease is a promise with two deadlines.  At the *soft* expiry
 (``leased_at + lease_seconds``) the holder should be done; at the *hard*
@@ -27,9 +27,6 @@ pool goes back to the manager only once that work has finished.
 from __future__ import annotations
 
 import asyncio
-import enum
-import functools
-import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -37,107 +34,37 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._util.futures import copy_outcome
 from ..exceptions import LeaseExpiredError
+from .records import LeaseRecord, LeaseState
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["ExecutorLease", "LeaseState"]
+__all__ = ["ExecutorLease", "LeaseHost", "LeaseState", "LeasedExecutor"]
 
 T = TypeVar("T")
 
 
-class LeaseState(enum.Enum):
-    """Where a lease is in its life."""
-
-    LIVE = "live"
-    """Accepting work."""
-    DRAINING = "draining"
-    """Released; waiting for submitted work to finish."""
-    SETTLING = "settling"
-    """Drained; the pool is on its way back to the manager."""
-    DONE = "done"
-    """Released and settled, revoked, or ended by the manager's stop."""
-
-
-class Pool:
-    """One executor owned by a manager, and the lease that holds it (if any).
-
-    ``on_done`` is bound once per pool so that a submission allocates no
-    callback object of its own.
-    """
-
-    __slots__ = ("broken", "executor", "idle_since", "index", "lease", "on_done")
-
-    def __init__(
-        self,
-        executor: Executor,
-        index: int,
-        on_done: Callable[[Pool, Future[Any]], None],
-    ) -> None:
-        self.executor = executor
-        self.index = index
-        self.broken = False
-        self.lease: LeaseRecord | None = None
-        self.idle_since = time.monotonic()
-        self.on_done: Callable[[Future[Any]], None] = functools.partial(on_done, self)
-
-    def __repr__(self) -> str:
-        state = "broken" if self.broken else ("leased" if self.lease else "idle")
-        return f"<Pool #{self.index} {state}>"
-
-
-class LeaseRecord:
-    """The manager's bookkeeping for one lease (guarded by the manager lock)."""
-
-    __slots__ = (
-        "grace_seconds",
-        "hard_expires_at",
-        "lease_id",
-        "lease_seconds",
-        "leased_at",
-        "owner",
-        "pending",
-        "pool",
-        "soft_expires_at",
-        "state",
-    )
-
-    def __init__(
-        self,
-        lease_id: str,
-        owner: str | None,
-        pool: Pool,
-        leased_at: float,
-        lease_seconds: float,
-        grace_seconds: float,
-    ) -> None:
-        self.lease_id = lease_id
-        self.owner = owner
-        self.pool = pool
-        self.leased_at = leased_at
-        self.lease_seconds = lease_seconds
-        self.grace_seconds = grace_seconds
-        self.soft_expires_at = leased_at + lease_seconds
-        self.hard_expires_at = self.soft_expires_at + grace_seconds
-        self.pending: set[Future[Any]] = set()
-        self.state = LeaseState.LIVE
-
-
 class LeaseHost(Protocol):
-    """What a lease needs from its manager."""
+    """What a lease needs from its manager (the manager's lease desk)."""
 
-    def _submit(
+    def submit(
         self,
         record: LeaseRecord,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         then: Callable[[Future[Any]], None] | None = None,
-    ) -> Future[Any]: ...
+    ) -> Future[Any]:
+        """Submit ``fn(*args, **kwargs)`` on the lease's pool; any thread."""
+        ...
 
-    async def _release_record(self, record: LeaseRecord) -> None: ...
+    async def release_record(self, record: LeaseRecord) -> None:
+        """Release the lease; idempotent."""
+        ...
 
-    def _owner_loop(self, method: str) -> asyncio.AbstractEventLoop: ...
+    def owner_loop(self, method: str) -> asyncio.AbstractEventLoop:
+        """The manager's loop, if ``method`` is called on it."""
+        ...
 
 
 class LeaseTicket:
@@ -150,7 +77,7 @@ class LeaseTicket:
         return "<LeaseTicket>"
 
 
-#: Live tickets -> (manager, record).  A ticket's entry goes with the last
+#: Live tickets -> (the manager's lease desk, record).  A ticket's entry goes with the last
 #: lease object or proxy that holds it.
 _grants: weakref.WeakKeyDictionary[LeaseTicket, tuple[LeaseHost, LeaseRecord]] = (
     weakref.WeakKeyDictionary()
@@ -195,7 +122,7 @@ class LeasedExecutor(Executor):
             LeaseExpiredError: If the lease was released or revoked.
         """
         host, record = _redeem(self._ticket)
-        return host._submit(record, fn, args, kwargs)
+        return host.submit(record, fn, args, kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse: the pool belongs to the manager.
@@ -292,7 +219,7 @@ class ExecutorLease:
             WrongLoopError: If awaited on another loop.
         """
         host, record = _redeem(self._ticket)
-        loop = host._owner_loop("ExecutorLease.run")
+        loop = host.owner_loop("ExecutorLease.run")
         result: asyncio.Future[T] = loop.create_future()
 
         def _hand_back(done: Future[Any]) -> None:
@@ -302,7 +229,7 @@ class ExecutorLease:
                 pass  # the loop is closed: nobody awaits ``result`` any more
 
         # One done-callback does the manager's bookkeeping and the hand-back.
-        future = host._submit(record, fn, args, kwargs, _hand_back)
+        future = host.submit(record, fn, args, kwargs, _hand_back)
         try:
             return await result
         except asyncio.CancelledError:
@@ -316,7 +243,7 @@ class ExecutorLease:
         shut down, when above the manager's target) once it has finished.
         """
         host, record = _redeem(self._ticket)
-        await host._release_record(record)
+        await host.release_record(record)
 
     async def __aenter__(self) -> Self:
         return self

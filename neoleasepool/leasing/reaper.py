@@ -1,4 +1,4 @@
-"""Shutting pools down off the event loop, and joining them at stop (layer 1).
+"""Shutting pools down off the event loop, and joining them at stop.
 
 Shutting an executor down with ``wait=True`` joins its threads or worker
 processes and can take a while, so it must not run on the event loop; it

@@ -1,4 +1,4 @@
-"""The adaptive sizing rule (layer 1).
+"""The adaptive sizing rule.
 
 A manager aims to keep::
 
