@@ -31,7 +31,15 @@ from .grinder.facade import WorkGrinder
 from .leasing.lease import ExecutorLease, LeaseState
 from .leasing.manager import LeasedExecutorManager
 from .loops.aloop import ALoop
-from .supervision.supervisor import SupervisorInfo, TaskSupervisor, spawn, task_supervisor
+from .supervision.job_scheduler import AsyncJobScheduler
+from .supervision.jobs import AsyncJob
+from .supervision.supervisor import (
+    SupervisorInfo,
+    TaskSupervisor,
+    spawn,
+    spawn_ajob,
+    task_supervisor,
+)
 from .supervision.workers import (
     BackgroundAsyncWorker,
     BackgroundEventWorker,
@@ -48,6 +56,8 @@ register_backend(DaskBackend.name, DaskBackend())
 
 __all__ = [
     "ALoop",
+    "AsyncJob",
+    "AsyncJobScheduler",
     "Backend",
     "BackendSession",
     "BackgroundAsyncWorker",
@@ -80,5 +90,6 @@ __all__ = [
     "background_worker",
     "register_backend",
     "spawn",
+    "spawn_ajob",
     "task_supervisor",
 ]

@@ -70,11 +70,16 @@ SAME_LAYER: dict[tuple[str, str], frozenset[str] | None] = {
     ("supervision", "sync"): frozenset({f"{PACKAGE}.supervision.supervisor"}),
 }
 
-#: Modules that run background workers, and the areas they must not reach.
+#: Modules that run background workers and async jobs, and the areas they
+#: must not reach.
 WORKER_MODULES = (
     f"{PACKAGE}.supervision.worker_base",
     f"{PACKAGE}.supervision.async_worker",
+    f"{PACKAGE}.supervision.interval_worker",
     f"{PACKAGE}.supervision.workers",
+    f"{PACKAGE}.supervision.jobs",
+    f"{PACKAGE}.supervision.job_scheduler",
+    f"{PACKAGE}.supervision.job_host",
     f"{PACKAGE}.workers",
 )
 WORKERS_MUST_NOT_REACH = ("leasing", "grinder", "sync")

@@ -335,6 +335,8 @@ async def _async(**kwargs: Any) -> None:
         (_async, {}, BackgroundAsyncWorker),
         (_sync, {"interval": 1}, BackgroundIntervalWorker),
         (_async, {"delay": 1}, BackgroundIntervalWorker),
+        (_sync, {"delay_before": 1}, BackgroundIntervalWorker),
+        (_sync, {"i": 1, "priority": 3}, BackgroundIntervalWorker),
         (_sync, {"q": True}, BackgroundQueueWorker),
         (_sync, {"queue": asyncio.LifoQueue}, BackgroundQueueWorker),
         (_sync, {"event": True}, BackgroundEventWorker),

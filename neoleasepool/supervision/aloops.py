@@ -120,21 +120,32 @@ class ALoopHost:
             )
         return aloop
 
-    def start_aloop(self, name: str) -> None:
+    def start_aloop(self, name: str) -> bool:
         """Start (or restart) the aloop called ``name``.
 
+        Returns:
+            ``True``, as neotasker's ``start_aloop`` (also when the aloop
+            was running already).
+
         Raises:
-            ValueError: If there is no such aloop.
+            ValueError: If there is no such aloop (neotasker logs an error
+                and returns ``False``).
         """
         self._named_aloop(name).start()
+        return True
 
-    def stop_aloop(self, name: str, wait: WaitArg = True, cancel_tasks: bool = False) -> None:
+    def stop_aloop(self, name: str, wait: WaitArg = True, cancel_tasks: bool = False) -> bool:
         """Stop the aloop called ``name``; it stays registered for restarts.
 
+        Returns:
+            ``True``, as neotasker's ``stop_aloop``.
+
         Raises:
-            ValueError: If there is no such aloop.
+            ValueError: If there is no such aloop (neotasker logs an error
+                and returns ``False``).
         """
         self._named_aloop(name).stop(wait=wait, cancel_tasks=cancel_tasks)
+        return True
 
     def get_aloop(self, name: str | None = None, default: bool = True) -> ALoop | None:
         """Return the aloop ``name``, or the default aloop when ``name`` is None.

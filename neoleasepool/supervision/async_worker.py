@@ -62,6 +62,7 @@ class BackgroundAsyncWorker(BackgroundWorker):
         self._target_is_async = False
 
     def _apply_start_options(self, kwargs: dict[str, Any]) -> None:
+        super()._apply_start_options(kwargs)
         if "_loop" in kwargs:
             self._loop_spec = kwargs.pop("_loop")
 

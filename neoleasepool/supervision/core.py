@@ -10,10 +10,11 @@ A :class:`SupervisorCore` owns
 * a task pool (``supervisor_<id>_pool`` threads, or any executor you give
   it) behind :meth:`SupervisorCore.spawn`;
 * a registry of schedulers (see :mod:`.schedulers`), such as background
-  workers.
+  workers, and named async job schedulers (neotasker's async jobs).
 
 The loops come from :class:`~.aloops.ALoopHost`, the registry from
-:class:`~.registry.SchedulerHost`; this class adds the pool, the start,
+:class:`~.registry.SchedulerHost`, the async job schedulers from
+:class:`~.job_host.AsyncJobHost`; this class adds the pool, the start,
 and :meth:`SupervisorCore.stop`, which takes all of it down in one call, in
 an order that lets each part drain into the next: schedulers (newest
 first), then aloops, then the supervisor's loop, then the pool, which is
@@ -36,8 +37,8 @@ from typing import Any, ParamSpec, TypeVar
 from .._util.deadlines import deadline_from_wait
 from ..loops.aloop import ALoop
 from ..types import Stats, WaitArg
+from .job_host import AsyncJobHost
 from .pool import SupervisorPool
-from .registry import SchedulerHost
 from .schedulers import runs_on
 
 __all__ = ["SupervisorCore", "SupervisorInfo"]
@@ -56,11 +57,12 @@ class SupervisorInfo:
     active: bool
     aloops: dict[str, ALoop] = field(default_factory=dict)
     schedulers: dict[str, Any] = field(default_factory=dict)
+    async_job_schedulers: dict[str, Any] = field(default_factory=dict)
     pool_min_size: int = 0
     pool_max_size: int = 0
 
 
-class SupervisorCore(SchedulerHost):
+class SupervisorCore(AsyncJobHost):
     """Owns a loop thread, aloops, a task pool and registered schedulers.
 
     Creating a supervisor starts no thread; :meth:`start` does.  Subclass it
@@ -267,6 +269,7 @@ class SupervisorCore(SchedulerHost):
                     cancel_loops=cancel_tasks or not stop_schedulers,
                     stop_sync=not stop_schedulers,
                 )
+                self._forget_async_job_schedulers()
                 self._stop_loops(deadline, cancel_tasks)
                 self._pool.shutdown(cancel_futures=cancel_tasks)
             finally:
@@ -280,14 +283,25 @@ class SupervisorCore(SchedulerHost):
 
     # ---------------------------------------------------------- observation
 
-    def get_info(self) -> SupervisorInfo:
-        """Id, state, aloops, schedulers and pool sizes, as neotasker reports."""
+    def get_info(
+        self, aloops: bool = True, schedulers: bool = True, async_job_schedulers: bool = True
+    ) -> SupervisorInfo:
+        """Id, state, aloops, schedulers and pool sizes, as neotasker reports.
+
+        Args:
+            aloops: Include the aloops by name (else an empty dict).
+            schedulers: Include the registered schedulers by name.
+            async_job_schedulers: Include the async job schedulers by name.
+        """
         with self._lock:
             return SupervisorInfo(
                 id=self.id,
                 active=self._active,
-                aloops=dict(self.aloops),
-                schedulers=self.get_schedulers(),
+                aloops=dict(self.aloops) if aloops else {},
+                schedulers=self.get_schedulers() if schedulers else {},
+                async_job_schedulers=(
+                    dict(self.async_job_schedulers) if async_job_schedulers else {}
+                ),
                 pool_min_size=self._pool.min_size,
                 pool_max_size=self._pool.max_size,
             )
@@ -297,6 +311,7 @@ class SupervisorCore(SchedulerHost):
         with self._lock:
             aloops = [aloop.stats() for aloop in self.aloops.values()]
             schedulers = self._schedulers.stats()
+            job_schedulers = list(self.async_job_schedulers.values())
             default = self.default_aloop.name if self.default_aloop else None
         return {
             "id": self.id,
@@ -306,6 +321,7 @@ class SupervisorCore(SchedulerHost):
             "default_aloop": default,
             "aloops": aloops,
             "schedulers": schedulers,
+            "async_job_schedulers": [scheduler.stats() for scheduler in job_schedulers],
             "pool": self._pool.stats(),
         }
 

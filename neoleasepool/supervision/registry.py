@@ -94,12 +94,15 @@ class SchedulerRegistry:
                 exc_info=exc,
             )
 
-    def remove(self, scheduler: Scheduler) -> None:
-        """Forget ``scheduler``; nothing happens if it is not registered."""
+    def remove(self, scheduler: Scheduler) -> bool:
+        """Forget ``scheduler``; whether it was registered."""
+        found = False
         with self._lock:
             for name, entry in list(self._entries.items()):
                 if entry.scheduler is scheduler:
                     del self._entries[name]
+                    found = True
+        return found
 
     def schedulers(self) -> dict[str, Scheduler]:
         """The schedulers by name, in registration order."""
@@ -250,8 +253,11 @@ class SchedulerHost(ALoopHost):
     #: neotasker's name for :meth:`register_scheduler`.
     register_async_scheduler = register_scheduler
 
-    def register_sync_scheduler(self, scheduler: Scheduler) -> None:
+    def register_sync_scheduler(self, scheduler: Scheduler) -> bool:
         """Register a scheduler that runs by itself; it is only stopped.
+
+        Returns:
+            ``True``, as neotasker's method.
 
         Raises:
             LeasePoolNotStartedError: If the supervisor is not running.
@@ -259,10 +265,15 @@ class SchedulerHost(ALoopHost):
         """
         self.require_active("register_sync_scheduler()")
         self._schedulers.add(scheduler, is_async=False)
+        return True
 
-    def unregister_scheduler(self, scheduler: Scheduler) -> None:
-        """Forget ``scheduler``; does nothing if it is not registered."""
-        self._schedulers.remove(scheduler)
+    def unregister_scheduler(self, scheduler: Scheduler) -> bool:
+        """Forget ``scheduler``; does nothing if it is not registered.
+
+        Returns:
+            Whether it was registered, as neotasker's method.
+        """
+        return self._schedulers.remove(scheduler)
 
     #: Sync schedulers live in the same registry.
     unregister_sync_scheduler = unregister_scheduler

@@ -22,7 +22,7 @@ from ..sync.manager import SupervisedLeaseManager
 from .core import SupervisorCore, SupervisorInfo
 from .default import set_default_supervisor
 
-__all__ = ["SupervisorInfo", "TaskSupervisor", "spawn", "task_supervisor"]
+__all__ = ["SupervisorInfo", "TaskSupervisor", "spawn", "spawn_ajob", "task_supervisor"]
 
 
 class TaskSupervisor(SupervisorCore):
@@ -86,3 +86,6 @@ set_default_supervisor(task_supervisor)
 
 #: ``task_supervisor.spawn``: run a callable in the default supervisor's pool.
 spawn = task_supervisor.spawn
+
+#: ``task_supervisor.create_async_job``, under neotasker's name.
+spawn_ajob = task_supervisor.create_async_job

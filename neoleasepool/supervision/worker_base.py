@@ -19,7 +19,9 @@ from another thread reaches the target within one loop wake-up; neotasker's
 ``poll_delay`` is kept as an attribute and never slept on.
 
 The target receives the keyword arguments given to :meth:`start`, plus
-``_worker`` (the worker), ``_name`` and ``o`` as in neotasker.  An exception
+``_worker`` (the worker), ``_name`` and ``o`` as in neotasker; ``start``
+pops the options meant for the worker itself (``_priority``, ``_loop``,
+``_interval`` ...) before that.  An exception
 from the target goes to ``on_error(**on_error_kwargs)`` (called inside the
 ``except`` block) and the worker goes on; without ``on_error`` it is logged
 and the worker stops.
@@ -35,6 +37,7 @@ import concurrent.futures
 import inspect
 import itertools
 import logging
+import numbers
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -66,7 +69,14 @@ class BackgroundWorker:
             raises; the worker then keeps going.
         on_error_kwargs: Keyword arguments for ``on_error``.
         o: Any object, passed to the target as ``o``.
+        priority: neotasker's "worker thread priority": an integer kept as
+            :attr:`priority` and shown in :meth:`stats`.  It orders nothing:
+            the supervisor's pool, like neotasker's, has no priorities, and
+            Python threads have none.  ``start(_priority=...)`` replaces it.
         poll_delay: Accepted for neotasker compatibility; unused.
+
+    Raises:
+        ValueError: If ``priority`` is not an integer.
     """
 
     def __init__(
@@ -78,6 +88,7 @@ class BackgroundWorker:
         on_error: Callable[..., Any] | None = None,
         on_error_kwargs: dict[str, Any] | None = None,
         o: Any = None,
+        priority: int | None = None,
         poll_delay: float | None = None,
     ) -> None:
         if fn is not None:
@@ -87,6 +98,8 @@ class BackgroundWorker:
         self.on_error = on_error
         self.on_error_kwargs = dict(on_error_kwargs or {})
         self.o = o
+        #: neotasker's worker priority; recorded, never used to order work.
+        self.priority = _check_priority("priority", priority)
         self.poll_delay = self.supervisor.poll_delay if poll_delay is None else poll_delay
         self._lock = threading.RLock()
         self._active = False
@@ -158,16 +171,22 @@ class BackgroundWorker:
             "started": self._started.is_set(),
             "runs": self.runs,
             "errors": self.errors,
+            "priority": self.priority,
         }
 
     # -------------------------------------------------------- start and stop
 
-    def start(self, **kwargs: Any) -> None:
+    def start(self, **kwargs: Any) -> bool:
         """Start the worker; ``kwargs`` are passed to every target call.
 
         Returns once the loop runs, so ``put_threadsafe`` and
-        ``trigger_threadsafe`` work at once.  Starting an active worker does
-        nothing.
+        ``trigger_threadsafe`` work at once.  ``_priority=`` (and, by kind,
+        ``_loop=``, ``_interval=``, ``_delay=``, ``_delay_before=``) change
+        the worker's own settings and are not passed to the target.
+
+        Returns:
+            ``True`` when this call started the worker, ``False`` when it was
+            already running (as neotasker's ``start``).
 
         Raises:
             LeasePoolNotStartedError: If the supervisor is not running.
@@ -176,7 +195,7 @@ class BackgroundWorker:
         while True:
             with self._lock:
                 if self._active:
-                    return
+                    return False
                 self.supervisor.require_active(f"{type(self).__name__}.start()")
                 previous = self._winding_down_locked()
                 if previous is None:
@@ -192,6 +211,7 @@ class BackgroundWorker:
             # lock to finish, e.g. a target calling stop(): wait without it.
             concurrent.futures.wait([previous])
         logger.debug("worker started name=%s", self.name)
+        return True
 
     def _start_locked(self, kwargs: dict[str, Any]) -> None:
         self.before_start()
@@ -221,7 +241,12 @@ class BackgroundWorker:
         return previous
 
     def _apply_start_options(self, kwargs: dict[str, Any]) -> None:
-        """Pop the ``_loop``-style options that configure the worker itself."""
+        """Pop the ``_loop``-style options that configure the worker itself.
+
+        Subclasses pop their own and call this one.
+        """
+        if "_priority" in kwargs:
+            self.priority = _check_priority("_priority", kwargs.pop("_priority"))
 
     def _start(self) -> None:
         if inspect.iscoroutinefunction(self.run):
@@ -338,7 +363,33 @@ class BackgroundWorker:
     def _give_up_waiting(self) -> None:
         logger.warning("worker did not stop in time name=%s", self.name)
 
-    def restart(self, **kwargs: Any) -> None:
-        """Stop (waiting), then start with new target ``kwargs``."""
+    def wait_until_stop(self, timeout: float | None = None) -> bool:
+        """Block until the worker's loop has exited (neotasker's method).
+
+        Returns at once if the worker was never started.  Never call it from
+        the worker's own target, which the loop is waiting for.
+
+        Returns:
+            Whether the loop has exited (``False`` only after ``timeout``).
+        """
+        if self._future is None:
+            return True
+        return self._stopped.wait(timeout)
+
+    def restart(self, **kwargs: Any) -> bool:
+        """Stop (waiting), then start with new target ``kwargs``.
+
+        Returns:
+            What :meth:`start` returns.
+        """
         self.stop(wait=True)
-        self.start(**kwargs)
+        return self.start(**kwargs)
+
+
+def _check_priority(name: str, value: Any) -> int | None:
+    """``None`` or an integer priority; anything else is a ``ValueError``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer (a worker priority), got {value!r}")
+    return int(value)

@@ -10,7 +10,8 @@ differ in what each run waits for:
                                 an aloop (async targets awaited there, sync
                                 ones run in the pool)
 :class:`BackgroundIntervalWorker`  a timer: ``interval=`` keeps a fixed
-                                rate, ``delay=`` sleeps between runs
+                                rate, ``delay=`` sleeps between runs,
+                                ``delay_before=`` pauses before each run
 :class:`BackgroundQueueWorker`  an item: ``put_threadsafe(item)`` or
                                 ``await put(item)``; each item is one run
 :class:`BackgroundEventWorker`  a trigger: ``trigger_threadsafe()`` or
@@ -19,7 +20,7 @@ differ in what each run waits for:
 
 :func:`background_worker` turns a function into a worker of the right kind.
 The base kinds live in the private :mod:`.worker_base` and
-:mod:`.async_worker` modules.
+:mod:`.async_worker` modules, the timed one in :mod:`.interval_worker`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, overload
 
-from .._util.validation import check_duration
 from .async_worker import BackgroundAsyncWorker
+from .interval_worker import BackgroundIntervalWorker
 from .worker_base import BackgroundWorker
 
 __all__ = [
@@ -55,118 +56,6 @@ def _put_or_log(worker: BackgroundWorker, queue: asyncio.Queue[Any], item: Any) 
         queue.put_nowait(item)
     except asyncio.QueueFull:
         logger.error("queue worker dropped an item, queue full name=%s", worker.name)
-
-
-class BackgroundIntervalWorker(BackgroundAsyncWorker):
-    """Runs its target on a timer.
-
-    With ``interval=`` runs start at a fixed rate (a run that overruns
-    delays the next one rather than causing a burst); with ``delay=`` the
-    worker sleeps that long after each run.  The first run is immediate.
-    ``start(_interval=...)`` or ``start(_delay=...)`` overrides them.
-
-    Args:
-        interval: Seconds between run starts.
-        delay: Seconds between the end of a run and the next; 1 by default.
-        delay_after: neotasker's name for ``delay``.
-        **kwargs: The options of :class:`BackgroundAsyncWorker`.
-
-    Raises:
-        ValueError: If a period is negative, NaN or infinite.
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        interval: float | None = None,
-        delay: float | None = None,
-        delay_after: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.keep_interval = interval is not None
-        self.delay = self._period(interval, delay, delay_after)
-        self._wake: asyncio.Event | None = None
-        self._skip = False
-
-    @staticmethod
-    def _period(interval: Any, delay: Any, delay_after: Any) -> float:
-        for name, value in (
-            ("interval", interval),
-            ("delay", delay),
-            ("delay", delay_after),
-        ):
-            if value is not None:
-                return check_duration(name, value, allow_zero=True)
-        return 1.0
-
-    def _apply_start_options(self, kwargs: dict[str, Any]) -> None:
-        super()._apply_start_options(kwargs)
-        interval = kwargs.pop("_interval", None)
-        delay = kwargs.pop("_delay", None)
-        delay_after = kwargs.pop("_delay_after", None)
-        if interval is not None or delay is not None or delay_after is not None:
-            self.keep_interval = interval is not None
-            self.delay = self._period(interval, delay, delay_after)
-
-    def _prepare(self) -> None:
-        self._wake = asyncio.Event()
-        self._skip = False
-
-    def send_stop_events(self) -> None:
-        """Wake the sleeping loop so that it sees the stop."""
-        if self._wake is not None:
-            self._wake_threadsafe(self._wake.set)
-
-    def trigger_threadsafe(self, force: bool = False, skip: bool = False) -> None:
-        """Run the target now instead of at the end of the current sleep.
-
-        Args:
-            force: Accepted for neotasker compatibility.
-            skip: Skip that run: only restart the period from now.
-
-        Raises:
-            LeasePoolNotStartedError: If the worker is not running.
-        """
-        aloop = self._require_running("trigger_threadsafe")
-        assert self._wake is not None
-        self._skip = skip
-        aloop.call_soon(self._wake.set)
-
-    async def trigger(self, force: bool = False, skip: bool = False) -> None:
-        """:meth:`trigger_threadsafe` for code on the worker's own loop."""
-        self._require_worker_loop("trigger", "trigger_threadsafe()")
-        self._require_running("trigger")
-        assert self._wake is not None
-        self._skip = skip
-        self._wake.set()
-
-    async def _serve(self) -> None:
-        loop = asyncio.get_running_loop()
-        wake = self._wake
-        assert wake is not None
-        next_start = loop.time()
-        while self._active:
-            if self._skip:
-                self._skip = False
-            elif not await self._launch():
-                return
-            if not self._active:
-                return
-            if self.keep_interval:
-                next_start = max(next_start + self.delay, loop.time())
-                timeout = next_start - loop.time()
-            else:
-                timeout = self.delay
-            if timeout <= 0 and not wake.is_set():
-                await asyncio.sleep(0)  # due now (no delay): yield once, run again
-                continue
-            try:
-                await asyncio.wait_for(wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                continue
-            wake.clear()
-            next_start = loop.time()
 
 
 class BackgroundQueueWorker(BackgroundAsyncWorker):
@@ -336,7 +225,9 @@ def _choose(fn: Callable[..., Any], options: dict[str, Any]) -> type[BackgroundW
         return BackgroundEventWorker
     if "i" in options:
         options["interval"] = options.pop("i")
-    if any(options.get(k) is not None for k in ("interval", "delay", "delay_after")):
+    if any(
+        options.get(k) is not None for k in ("interval", "delay", "delay_after", "delay_before")
+    ):
         return BackgroundIntervalWorker
     if inspect.iscoroutinefunction(fn):
         return BackgroundAsyncWorker
@@ -359,9 +250,9 @@ def background_worker(
     """Make a worker from a function: ``@background_worker`` or with options.
 
     The kind follows the options: ``q``/``queue`` gives a queue worker,
-    ``e``/``event`` an event worker, ``interval``/``delay`` an interval
-    worker; otherwise an async function gives a
-    :class:`BackgroundAsyncWorker` and a plain one a
+    ``e``/``event`` an event worker, ``interval``/``i``, ``delay`` or
+    ``delay_before`` an interval worker; otherwise an async function gives
+    a :class:`BackgroundAsyncWorker` and a plain one a
     :class:`BackgroundWorker`.  Other options (``name``, ``supervisor``,
     ``loop``, ``on_error`` ...) go to the worker; the name defaults to the
     function's.
