@@ -8,9 +8,9 @@ first, before the aloops it runs on.
 
 Nothing polls.  Each job is one timer handle on the loop
 (``loop.call_at``): asyncio's own heap of timers decides which job is due
-next, so a scheduler of a thousand idle jobs costs nothing between runs.
-When a handle fires, the job's run starts as a task and the handle for
-its next run is set.  ``loop()`` itself only waits on one event, the stop.
+next, so idle jobs cost nothing.  When a handle fires, the run starts as a
+task and the handle for the next run is set.  ``loop()`` itself only waits
+on one event, the stop.
 
 Threads and who writes what:
 
@@ -217,8 +217,7 @@ class AsyncJobScheduler:
         logger.debug("async job scheduler stopped name=%s", self.id)
 
     def _on_loop_thread(self) -> bool:
-        aloop = self._running_on
-        return aloop is not None and aloop.in_loop_thread()
+        return self._running_on is not None and self._running_on.in_loop_thread()
 
     # ----------------------------------------------------------------- jobs
 
@@ -257,11 +256,7 @@ class AsyncJobScheduler:
         Raises:
             WrongLoopError: If awaited on another loop.
         """
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is None or running is not self._loop:
+        if asyncio.get_running_loop() is not self._loop:
             raise WrongLoopError(
                 "AsyncJobScheduler.create() must be awaited on the scheduler's own "
                 "loop; from other threads or loops use create_threadsafe()"
