@@ -438,9 +438,14 @@ class Stress:
 
     def runners(self) -> None:
         threads: list[threading.Thread] = []
+        pause = threading.Event()
         while not self.stop.is_set():
             threads = [t for t in threads if t.is_alive()]
-            if len(threads) < 4:
+            if self.rng.random() < 0.05:
+                # Add no runner for a while: the ones serving leave one by
+                # one, the last of them with items still queued.
+                pause.wait(self.rng.uniform(0.002, 0.02))
+            elif len(threads) < 4:
                 runner = self.handoff.add_runner(
                     time.monotonic() + self.rng.uniform(0.001, 0.05),
                     always,
@@ -451,7 +456,7 @@ class Stress:
                 threads.append(thread)
             if self.rng.random() < 0.01:
                 self.handoff.close()
-            threading.Event().wait(0.0005)
+            pause.wait(0.0005)
         self.handoff.close()
         for thread in threads:
             thread.join(10)
@@ -505,5 +510,11 @@ def test_stress_every_accepted_item_ends_exactly_once() -> None:
     ("broken", "symptom"), [(DropsTheBacklog, "lost"), (PeeksBeforePopping, "twice")]
 )
 def test_the_stress_test_catches_a_broken_hand_off(broken: type[Handoff], symptom: str) -> None:
-    problems = Stress(broken, seconds=2.0, seed=2).run()
-    assert any(symptom in p for p in problems), problems
+    # The races it provokes are frequent but not certain on a loaded
+    # machine: up to three rounds, stopping at the first that finds one.
+    found: list[str] = []
+    for seed in (2, 3, 4):
+        found = Stress(broken, seconds=2.0, seed=seed).run()
+        if any(symptom in p for p in found):
+            return
+    pytest.fail(f"three rounds did not catch the broken hand-off: {found}")
