@@ -28,8 +28,10 @@ grinder = functools.partial(make_grinder, max_wait_seconds=0.05, batch_size_thre
 
 # ------------------------------------------------------------- validation
 
-BAD_DURATIONS = [True, False, math.nan, math.inf, -math.inf, "1", "soon", 0, 0.0, -1, -0.5, None]
-BAD_COUNTS = [True, False, math.nan, math.inf, -math.inf, "3", 0, -1, -3.0, 1.9, 0.5, None]
+# As leasepool judges: a numeric string is a duration, a whole float is no count.
+BAD_DURATIONS = [True, False, math.nan, math.inf, -math.inf, "-1", "nan", "soon", 0, 0.0, -1,
+                 -0.5, None]
+BAD_COUNTS = [True, False, math.nan, math.inf, -math.inf, "3", 0, -1, -3.0, 3.0, 1.9, 0.5, None]
 
 
 @pytest.mark.parametrize("argument", ["max_wait_seconds", "lease_seconds"])
@@ -58,8 +60,8 @@ def test_bad_counts_are_rejected_with_a_value_error_naming_the_argument(
 def test_valid_arguments_are_accepted_and_shown_by_stats() -> None:
     g = WorkGrinder(
         executor_manager=manager(),
-        max_wait_seconds=0.25,
-        batch_size_threshold=3.0,  # a whole float is an integer, not a fraction
+        max_wait_seconds="0.25",  # read by float(), as leasepool does
+        batch_size_threshold=3,
         lease_seconds=7,
         chunk_size=2,
     )

@@ -48,7 +48,11 @@ def _ok_count(value: Any, minimum: int = 1) -> bool:
     ) or (isinstance(value, float) and value.is_integer() and value >= minimum)
 
 
-def _ok_duration(value: Any, zero: bool) -> bool:
+def _ok_duration(value: Any, zero: bool, text: bool = True) -> bool:
+    """Whether ``value`` is a valid duration; ``text``: a numeric string is
+    one, as for every argument leasepool also takes (``float()`` reads it)."""
+    if isinstance(value, str) and text:
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float, Fraction)):
         return False
     as_float = float(value)
@@ -97,7 +101,9 @@ def test_manager_arguments(name: str, value: Any) -> None:
 @pytest.mark.parametrize("name", ["lease_seconds", "timeout"])
 @pytest.mark.parametrize("value", HOSTILE, ids=repr)
 def test_acquire_arguments(name: str, value: Any) -> None:
-    allowed = value is None or _ok_duration(value, zero=name == "timeout")
+    allowed = value is None or _ok_duration(
+        value, zero=name == "timeout", text=name == "lease_seconds"
+    )
     if isinstance(value, (int, Fraction)) and not isinstance(value, bool) and value > 10**6:
         allowed = _ok_duration(value, zero=True)
 

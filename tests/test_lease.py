@@ -218,7 +218,7 @@ def test_proxy_refuses_shutdown_and_keeps_working() -> None:
     async def main() -> None:
         manager = make()
         async with serving(manager), await manager.acquire() as lease:
-            with pytest.raises(RuntimeError, match="release the lease"):
+            with pytest.raises(RuntimeError, match="Return the lease with"):
                 lease.executor.shutdown()
             with pytest.raises(RuntimeError):
                 lease.executor.shutdown(wait=False, cancel_futures=True)

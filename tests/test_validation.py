@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,15 +17,20 @@ from tests.support import run, serving
 NAN = float("nan")
 INF = float("inf")
 
-#: Not a positive whole number: booleans, NaN, infinities, strings, zero,
-#: negatives, fractions, None and other non-numbers.
-BAD_COUNTS = [True, False, NAN, INF, -INF, "4", "four", 0, 0.0, -1, -2.0, 1.9, 0.5, None, [4]]
+#: Not a positive integer, as leasepool judges (``operator.index``):
+#: booleans, floats (whole ones too), NaN, infinities, strings, zero,
+#: negatives, None and other non-numbers.
+BAD_COUNTS = [
+    True, False, NAN, INF, -INF, "4", "four", 0, 0.0, 2.0, -1, -2.0, 1.9, 0.5, None, [4]
+]
 
-#: Not a finite duration: as above, but fractions are fine and zero is not.
-BAD_DURATIONS = [True, False, NAN, INF, -INF, "1.0", 0, 0.0, -1, -0.001, None, [1]]
+#: Not a finite duration, as leasepool judges (``float()``, booleans
+#: excepted): numeric strings are fine, zero is not.
+BAD_DURATIONS = [True, False, NAN, INF, -INF, "nan", "inf", "one", 0, 0.0, "0", -1, -0.001,
+                 None, [1]]
 
 #: As BAD_DURATIONS, but zero is allowed (no grace period).
-BAD_GRACE = [True, False, NAN, INF, -INF, "15", -1, -0.001, None]
+BAD_GRACE = [True, False, NAN, INF, -INF, "inf", "fifteen", -1, -0.001, "-1", None]
 
 COUNT_ARGS = ["max_pools", "min_pools", "units_per_pool", "workers_per_pool"]
 DURATION_ARGS = ["check_interval", "default_lease_seconds"]
@@ -71,9 +77,16 @@ def test_max_pools_is_required() -> None:
         LeasedExecutorManager()  # type: ignore[call-arg]
 
 
+class _Index:
+    """An integer-like object (as a numpy integer is): it has ``__index__``."""
+
+    def __index__(self) -> int:
+        return 2
+
+
 @pytest.mark.parametrize("name", COUNT_ARGS)
 def test_integer_like_counts_are_accepted(name: str) -> None:
-    manager = build(**{name: 2.0})
+    manager = build(**{name: _Index()})
     if name in ("max_pools", "min_pools"):
         assert getattr(manager, name) == 2
         assert isinstance(getattr(manager, name), int)
@@ -87,8 +100,20 @@ def test_valid_durations_are_accepted() -> None:
     build(lease_grace_seconds=0.0)
 
 
+def test_numeric_strings_are_durations_as_in_leasepool() -> None:
+    manager = build(check_interval="2.5", default_lease_seconds=" 30 ",
+                    lease_grace_seconds="0", surplus_idle_seconds=Decimal("1.5"))
+    options = manager._options
+    assert options.check_interval == 2.5
+    assert options.default_lease_seconds == 30.0
+    assert options.grace_seconds == 0.0
+    assert options.surplus_idle_seconds == 1.5
+
+
 def test_min_pools_above_max_pools_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"min_pools \(3\).*max_pools \(2\)"):
+    with pytest.raises(
+        ValueError, match=r"^min_pools cannot be greater than max_pools: .*min_pools=3.*max_pools=2"
+    ):
         LeasedExecutorManager(max_pools=2, min_pools=3)
 
 

@@ -4,7 +4,9 @@ An async core object belongs to the event loop that started it.  A
 :class:`LoopBinding` remembers that loop and its thread, and turns a call
 from the wrong place into a :class:`~neoleasepool.exceptions.WrongLoopError`
 that names the API to use instead, rather than letting it corrupt state or
-deadlock.
+deadlock.  The messages open with leasepool 0.1.3's sentences ("must be
+called from its owning event loop", "cannot be called from the owning
+event-loop thread"), which its users' tests match.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ class LoopBinding:
 
     Args:
         owner: Class name used in error messages, e.g. ``"WorkGrinder"``.
+        wrong_loop_rule: The sentence that opens a wrong-loop error; the
+            default is ``"<owner>.<method>() must be called from its owning
+            event loop."``.
     """
 
-    __slots__ = ("_loop", "_owner", "_thread_id")
+    __slots__ = ("_loop", "_owner", "_rule", "_thread_id")
 
-    def __init__(self, owner: str) -> None:
+    def __init__(self, owner: str, wrong_loop_rule: str | None = None) -> None:
         self._owner = owner
+        self._rule = wrong_loop_rule
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_id: int | None = None
 
@@ -77,10 +83,12 @@ class LoopBinding:
         except RuntimeError:
             running = None
         if loop is None or running is not loop:
+            call = f"{self._owner}.{method}()"
+            rule = self._rule or f"{call} must be called from its owning event loop."
             raise WrongLoopError(
-                f"{self._owner}.{method}() must be called from the event loop "
-                f"that started the {self._owner}; from other threads or loops "
-                f"use {alternative}"
+                f"{rule} ({call} was called from another loop or thread; the owning "
+                f"loop is the one that started the {self._owner}; from other threads "
+                f"or loops use {alternative})"
             )
         return loop
 
@@ -101,8 +109,8 @@ class LoopBinding:
         """
         if self.on_loop_thread():
             raise WrongLoopError(
-                f"{self._owner}.{method}() must not be called from the event "
-                f"loop thread that started the {self._owner} (it would block "
-                f"or deadlock that loop); there use {alternative}"
+                f"{self._owner}.{method}() cannot be called from the owning event-loop "
+                f"thread; use the async API instead. ({method}() would block or "
+                f"deadlock that loop; there use {alternative})"
             )
         return self._loop

@@ -211,8 +211,8 @@ class _InterpreterBackend(_ThreadBackend):
             return None
         version = ".".join(map(str, sys.version_info[:2]))
         return (
-            "the interpreter backend needs Python 3.14 or newer "
-            f"(InterpreterPoolExecutor); this is Python {version}"
+            "InterpreterPoolExecutor is available only on Python 3.14+. "
+            f"(the interpreter backend needs it; this is Python {version})"
         )
 
     def executor_class(self) -> type[ThreadPoolExecutor]:
@@ -377,16 +377,13 @@ def get_backend(backend: ExecutorBackend | str) -> Backend:
             run here (the message says why and what is needed).
     """
     key = backend.value if isinstance(backend, ExecutorBackend) else backend
-    if not isinstance(key, str):
-        raise UnsupportedBackendError(
-            f"backend must be a string or ExecutorBackend, got {backend!r}"
-        )
     with _registry_lock:
-        found = _registry.get(key.strip().lower())
-        known = sorted(_registry)
+        found = _registry.get(key.lower()) if isinstance(key, str) else None
+        known = ", ".join(_registry)  # registration order: the built-ins first
     if found is None:
         raise UnsupportedBackendError(
-            f"unknown backend {backend!r}; registered backends: {', '.join(known)}"
+            f"Unsupported backend {backend!r}. Supported: {known} "
+            "(a name or an ExecutorBackend member; register_backend() adds more)"
         )
     reason = found.unavailable_reason()
     if reason is not None:

@@ -76,17 +76,17 @@ def resolve_log_level(level: int | str, name: str = "log level") -> int:
         ValueError: If the name is unknown or the value is not a level.
     """
     if isinstance(level, bool):
-        raise ValueError(f"{name} must be an int or a level name, got {level!r}")
+        raise ValueError(f"Invalid logging level: {level!r} ({name}: an int or a level name)")
     if isinstance(level, int):
         if level < 0:
-            raise ValueError(f"{name} must be >= 0, got {level!r}")
+            raise ValueError(f"Invalid logging level: {level!r} ({name} must be >= 0)")
         return level
     if isinstance(level, str):
         resolved = logging.getLevelName(level.upper())
         if isinstance(resolved, int):
             return resolved
     raise ValueError(
-        f"{name} must be an int or a level name such as 'INFO', got {level!r}"
+        f"Invalid logging level: {level!r} ({name}: an int or a level name such as 'INFO')"
     )
 
 

@@ -49,6 +49,12 @@ T = TypeVar("T")
 
 _default_logger = logging.getLogger("neoleasepool.grinder")
 
+#: leasepool 0.1.3's words for an async method awaited on another loop.
+_WRONG_LOOP = (
+    "WorkGrinder async methods must be called from its owning event loop; "
+    "use submit_from_thread() or stats_from_thread() from other threads."
+)
+
 
 class WorkGrinder:
     """Batches many small synchronous jobs onto leased executors.
@@ -86,19 +92,24 @@ class WorkGrinder:
                 f"executor_manager must be a LeasedExecutorManager, got {executor_manager!r}"
             )
         self._manager = executor_manager
-        self._max_wait = check_duration("max_wait_seconds", max_wait_seconds)
-        self._threshold = check_positive_int("batch_size_threshold", batch_size_threshold)
-        self._lease_seconds = check_duration("lease_seconds", lease_seconds)
+        self._max_wait = check_duration("max_wait_seconds", max_wait_seconds, leasepool=True)
+        self._threshold = check_positive_int(
+            "batch_size_threshold", batch_size_threshold, leasepool=True
+        )
+        self._lease_seconds = check_duration("lease_seconds", lease_seconds, leasepool=True)
         if not isinstance(owner_prefix, str) or not owner_prefix:
             raise ValueError(f"owner_prefix must be a non-empty string, got {owner_prefix!r}")
         self._owner_prefix = owner_prefix
         if logger is not None and not isinstance(logger, logging.Logger):
             raise ValueError(f"logger must be a logging.Logger or None, got {logger!r}")
         self._logger = logger or _default_logger
-        fixed = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+        fixed = (
+            None if chunk_size is None
+            else check_positive_int("chunk_size", chunk_size, leasepool=True)
+        )
         self._planner = ChunkPlanner(fixed)
 
-        self._binding = LoopBinding("WorkGrinder")
+        self._binding = LoopBinding("WorkGrinder", _WRONG_LOOP)
         self._started = False
         self._queue = ItemQueue(self._threshold, self._max_wait)
         self._intake = Intake(self._binding, self._queue, self._wake, self._refusal)
@@ -131,7 +142,11 @@ class WorkGrinder:
             WrongLoopError: If the manager or the grinder runs on another loop.
         """
         if self._started:
-            self._binding.require_owner("start", "the loop that started it")
+            if asyncio.get_running_loop() is not self._binding.loop:
+                raise WrongLoopError(
+                    "WorkGrinder is already started on a different event loop "
+                    "(stop() it there before starting it on this one)"
+                )
             return
         loop = self._binding.bind()
         facts = ManagerFacts(self._manager)
@@ -231,7 +246,7 @@ class WorkGrinder:
 
     def _crashed_error(self) -> LeasePoolNotStartedError:
         error = LeasePoolNotStartedError(
-            f"the WorkGrinder's batcher crashed ({self._crash!r}); stop() and start() "
+            f"WorkGrinder loop crashed (its batcher crashed: {self._crash!r}); stop() and start() "
             "the grinder again"
         )
         error.__cause__ = self._crash
@@ -275,11 +290,14 @@ class WorkGrinder:
         if loop is None or not self._binding.on_loop_thread():
             if loop is None:
                 raise LeasePoolNotStartedError(
-                    f"WorkGrinder.{method}(): the grinder is not started; await grinder.start()"
+                    f"WorkGrinder is not started (WorkGrinder.{method}() needs "
+                    "await grinder.start() first)"
                 )
             self._binding.require_owner(method, "submit_from_thread()")
         if self._stopping:
-            raise LeasePoolNotStartedError(f"WorkGrinder.{method}(): the grinder is stopping")
+            raise LeasePoolNotStartedError(
+                f"WorkGrinder is stopping (WorkGrinder.{method}() takes no new items now)"
+            )
         if self._crash is not None:
             raise self._crashed_error()
         if not callable(fn):
@@ -308,8 +326,10 @@ class WorkGrinder:
             "submit_from_thread", "await grinder.submit() or await grinder.enqueue()"
         )
         if loop is None or not self._started or self._stopping:
+            state = "stopping" if self._stopping else "not started"
             raise LeasePoolNotStartedError(
-                "WorkGrinder.submit_from_thread(): the grinder is not started or is stopping"
+                f"WorkGrinder is {state} (WorkGrinder.submit_from_thread() takes no "
+                "items now)"
             )
         if self._crash is not None:
             raise self._crashed_error()
@@ -401,7 +421,7 @@ class WorkGrinder:
         )
         if loop is None or not self._started:
             raise LeasePoolNotStartedError(
-                "WorkGrinder.stats_from_thread(): the grinder is not started"
+                "WorkGrinder is not started (WorkGrinder.stats_from_thread())"
             )
         answer: concurrent.futures.Future[Stats] = concurrent.futures.Future()
 

@@ -99,7 +99,9 @@ class LeaseDesk:
         with pools.lock:
             if pools.phase is not Phase.RUNNING:
                 pools.settle_locked(pool)
-                raise LeasePoolNotStartedError("LeasedExecutorManager is stopping")
+                raise LeasePoolNotStartedError(
+                    "LeasedExecutorManager is not started (it is stopping)"
+                )
             if pool.broken:  # it broke on its way here: never lend it
                 pools.retire_locked(pool, terminate=True, cancel_futures=True)
                 record.attach(pools.create_locked())  # nobody else knows the record yet
@@ -158,8 +160,8 @@ class LeaseDesk:
         """
         if self._binding.loop is None:
             raise LeaseExpiredError(
-                f"{method}(): the lease ended because its manager is "
-                f"{self._pools.phase.value}"
+                f"Executor lease is no longer active ({method}(): its manager is "
+                f"{self._pools.phase.value})"
             )
         return self._binding.require_owner(method, THREAD_SAFE_HINT)
 
@@ -184,12 +186,11 @@ class LeaseDesk:
         """
         with record.lock:
             if record.state is not LeaseState.LIVE:
-                raise LeaseExpiredError(
-                    f"lease {record.lease_id} is {record.state.value}; acquire a new lease"
-                )
+                raise LeaseExpiredError(_ended(record))
             if time.monotonic() >= record.hard_expires_at:
                 raise LeaseExpiredError(
-                    f"lease {record.lease_id} passed its hard expiry; acquire a new lease"
+                    f"Executor lease expired and was revoked (lease {record.lease_id} "
+                    "passed its hard expiry; acquire a new lease)"
                 )
             pool, on_done = record.pool, record.on_done
             try:
@@ -245,3 +246,12 @@ def _done_then(
 ) -> None:
     on_done(future)
     then(future)
+
+
+def _ended(record: LeaseRecord) -> str:
+    """Why a lease takes no more work, in leasepool's words first."""
+    if record.state is LeaseState.DRAINING:
+        rule = "Executor lease has been released"
+    else:
+        rule = "Executor lease is no longer active"
+    return f"{rule} (lease {record.lease_id} is {record.state.value}; acquire a new lease)"

@@ -131,9 +131,9 @@ class LeasedExecutor(Executor):
             RuntimeError: Always; release the lease instead.
         """
         raise RuntimeError(
-            "a leased executor cannot be shut down; release the lease "
-            "(await lease.release() or leave its 'async with' block) and the "
-            "manager decides what happens to the pool"
+            "Do not shut down a leased executor directly. Return the lease with "
+            "`await lease.release()`. (or leave its 'async with' block; the "
+            "manager decides what happens to the pool)"
         )
 
 
@@ -262,7 +262,8 @@ def _settle_run(done: Future[Any], result: asyncio.Future[Any], record: LeaseRec
     if done.cancelled() and not result.done():
         result.set_exception(
             LeaseExpiredError(
-                f"lease {record.lease_id} ended ({record.state.value}) before the call ran"
+                f"Executor lease is no longer active (lease {record.lease_id} ended, "
+                f"{record.state.value}, before the call ran)"
             )
         )
         return

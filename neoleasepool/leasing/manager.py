@@ -56,6 +56,9 @@ from .stopping import shut_down
 __all__ = ["LeasedExecutorManager"]
 
 
+_BUILT_IN = frozenset(member.value for member in ExecutorBackend)
+
+
 class LeasedExecutorManager:
     """Lends a bounded, adaptively sized set of executors as expiring leases.
 
@@ -174,9 +177,12 @@ class LeasedExecutorManager:
     # ------------------------------------------------------------------ info
 
     @property
-    def backend(self) -> str:
-        """The backend's name (``"thread"``, ``"process"``...)."""
-        return self._backend.name
+    def backend(self) -> ExecutorBackend | str:
+        """The backend: an :class:`ExecutorBackend` member for the built-in
+        ones (a ``str`` enum, so ``manager.backend == "thread"`` holds), else
+        the registered backend's name."""
+        name = self._backend.name
+        return ExecutorBackend(name) if name in _BUILT_IN else name
 
     @property
     def max_pools(self) -> int:
@@ -353,14 +359,14 @@ class LeasedExecutorManager:
         pools = self._pools
         if pools.phase is not Phase.RUNNING:
             raise LeasePoolNotStartedError(
-                f"LeasedExecutorManager is {pools.phase.value}; "
-                "await manager.start() first"
+                f"LeasedExecutorManager is not started (it is {pools.phase.value}; "
+                "await manager.start() first)"
             )
         loop = self._binding.require_owner("acquire", THREAD_SAFE_HINT)
         seconds = (
             self._options.default_lease_seconds
             if lease_seconds is None
-            else check_duration("lease_seconds", lease_seconds)
+            else check_duration("lease_seconds", lease_seconds, leasepool=True)
         )
         timeout = check_optional_timeout("timeout", timeout)
         with pools.lock:
@@ -368,8 +374,8 @@ class LeasedExecutorManager:
         if pool is None:
             if not wait:
                 raise LeaseUnavailableError(
-                    f"all {pools.max_pools} pools are leased (max_pools="
-                    f"{pools.max_pools}); pass wait=True to wait for one"
+                    f"No executor available; max_pools={pools.max_pools} reached "
+                    "(every pool is leased; pass wait=True to wait for one)"
                 )
             pool = await pools.waiters.wait(loop, timeout, pools.settle_locked)
         return self._desk.grant(pool, owner, seconds)

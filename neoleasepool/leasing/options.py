@@ -66,23 +66,35 @@ def manager_options(
     executor_kwargs: dict[str, Any],
 ) -> ManagerOptions:
     """Check a manager's arguments, in leasepool's order (the first bad one
-    is the one reported).
+    is the one reported): the counts, the durations, ``min_pools`` against
+    ``max_pools``, the backend, process logging; then our own arguments.
 
     Raises:
         ValueError: If an argument is out of range, or an executor option
             is unknown to the backend.
         UnsupportedBackendError: If the backend is unknown or unavailable.
     """
-    resolved = get_backend(backend)
     top, bottom, units, workers = _check_counts(
         max_pools, min_pools, units_per_pool, workers_per_pool
     )
+    lease_seconds = check_duration(
+        "default_lease_seconds", default_lease_seconds, leasepool=True
+    )
+    grace = check_duration(
+        "lease_grace_seconds", lease_grace_seconds, allow_zero=True, leasepool=True
+    )
+    interval = check_duration("check_interval", check_interval, leasepool=True)
+    if bottom > top:
+        raise ValueError(
+            f"min_pools cannot be greater than max_pools: got min_pools={bottom}, "
+            f"max_pools={top}"
+        )
+    resolved = get_backend(backend)
     if size_provider is not None and not callable(size_provider):
         raise ValueError(f"size_provider must be a callable or None, got {size_provider!r}")
-    interval = check_duration("check_interval", check_interval)
-    lease_seconds = check_duration("default_lease_seconds", default_lease_seconds)
-    grace = check_duration("lease_grace_seconds", lease_grace_seconds, allow_zero=True)
-    surplus = check_duration("surplus_idle_seconds", surplus_idle_seconds, allow_zero=True)
+    surplus = check_duration(
+        "surplus_idle_seconds", surplus_idle_seconds, allow_zero=True, leasepool=True
+    )
     if not isinstance(name_prefix, str) or not name_prefix:
         raise ValueError(f"name_prefix must be a non-empty string, got {name_prefix!r}")
     if logger is not None and not isinstance(logger, logging.Logger):
@@ -113,12 +125,14 @@ def manager_options(
 def _check_counts(
     max_pools: int, min_pools: int, units_per_pool: int, workers_per_pool: int
 ) -> tuple[int, int, int, int]:
-    top = check_positive_int("max_pools", max_pools)
-    bottom = check_positive_int("min_pools", min_pools)
-    if bottom > top:
-        raise ValueError(f"min_pools ({bottom}) must not exceed max_pools ({top})")
-    units = check_positive_int("units_per_pool", units_per_pool)
-    return top, bottom, units, check_positive_int("workers_per_pool", workers_per_pool)
+    counts = (
+        ("max_pools", max_pools), ("min_pools", min_pools),
+        ("units_per_pool", units_per_pool), ("workers_per_pool", workers_per_pool),
+    )
+    top, bottom, units, workers = (
+        check_positive_int(name, value, leasepool=True) for name, value in counts
+    )
+    return top, bottom, units, workers
 
 
 def resolve_process_logging(
@@ -152,8 +166,9 @@ def resolve_process_logging(
     shortcuts_used = forward or level != logging.INFO or target is not None or clear is not True
     if config is not None and shortcuts_used:
         raise ValueError(
-            "pass either process_logging=ProcessLoggingConfig(...) or the "
-            "forward_process_logs/process_log_* arguments, not both"
+            "Pass either process_logging or the forward_process_logs/process_log_* "
+            "arguments, not both. (process_logging=ProcessLoggingConfig(...) holds "
+            "the same settings)"
         )
     if config is not None and not isinstance(config, ProcessLoggingConfig):
         raise ValueError(f"process_logging must be a ProcessLoggingConfig, got {config!r}")
@@ -163,6 +178,7 @@ def resolve_process_logging(
         )
     if config is not None and config.enabled and backend_name != "process":
         raise ValueError(
-            f"process log forwarding works only with backend='process', not {backend_name!r}"
+            "process log forwarding is only supported for process backend: got "
+            f"backend={backend_name!r} (use backend='process')"
         )
     return config

@@ -46,7 +46,9 @@ async def shut_down(
         drain: Wait for submitted work first.
         timeout: Most seconds to wait for work to end, or ``None``.
     """
-    pools.waiters.fail_all(LeasePoolNotStartedError("LeasedExecutorManager is stopping"))
+    pools.waiters.fail_all(LeasePoolNotStartedError(
+        "LeasedExecutorManager is not started (it stopped while this acquire() waited)"
+    ))
     pending = pools.end_all_leases()
     await checker.stop()
     deadline = None if timeout is None else time.monotonic() + timeout

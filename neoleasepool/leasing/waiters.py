@@ -123,4 +123,9 @@ class WaiterQueue:
 
 def _expire(waiter: asyncio.Future[Pool], timeout: float) -> None:
     if not waiter.done():
-        waiter.set_exception(TimeoutError(f"no pool became free within timeout={timeout}s"))
+        waiter.set_exception(
+            TimeoutError(
+                f"Timed out waiting for an executor after {timeout}s "
+                "(no pool became free in time)"
+            )
+        )

@@ -31,9 +31,10 @@ def refuse_loop_thread(aloop: ALoop, api: str) -> None:
     """
     if aloop.in_loop_thread():
         raise WrongLoopError(
-            f"{api}() blocks, so it must not run on its aloop's thread "
-            f"({aloop.name!r}); there use the async object (.manager / .grinder) "
-            f"with await"
+            f"{api}() cannot be called from the owning event-loop thread; use the "
+            f"async API instead. ({api}() blocks, so it must not run on its aloop's "
+            f"thread {aloop.name!r}; there await the async object, .manager or "
+            ".grinder)"
         )
 
 

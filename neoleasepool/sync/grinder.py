@@ -88,8 +88,9 @@ class SupervisedWorkGrinder(FacadeBase):
         """
         if self.aloop.in_loop_thread():
             raise WrongLoopError(
-                "SupervisedWorkGrinder.enqueue() is for other threads; on its aloop "
-                "use await .grinder.enqueue()"
+                "SupervisedWorkGrinder.enqueue() cannot be called from the owning "
+                "event-loop thread; use the async API instead. (there await "
+                ".grinder.enqueue())"
             )
         return self.grinder.submit_from_thread(fn, *args, owner=owner, **kwargs)
 

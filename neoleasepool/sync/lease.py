@@ -92,7 +92,8 @@ class SupervisedLease:
                 raise
             # Cancelled by the manager (revoked, or stopped without draining).
             raise LeaseExpiredError(
-                f"lease {self.lease.lease_id} ended before the call ran"
+                f"Executor lease is no longer active (lease {self.lease.lease_id} "
+                "ended before the call ran)"
             ) from None
 
     def release(self, timeout: float | None = None) -> None:

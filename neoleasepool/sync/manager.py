@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from .._util.deadlines import deadline_after, deadline_from_wait, remaining, seconds_left
 from .._util.validation import check_optional_timeout
+from ..backends.base import ExecutorBackend
 from ..exceptions import LeasePoolNotStartedError
 from ..leasing.lease import ExecutorLease
 from ..leasing.manager import LeasedExecutorManager
@@ -186,8 +187,8 @@ class SupervisedLeaseManager(FacadeBase):
         return self.manager.total_count
 
     @property
-    def backend(self) -> str:
-        """The name of the manager's backend."""
+    def backend(self) -> ExecutorBackend | str:
+        """The manager's backend (see ``LeasedExecutorManager.backend``)."""
         return self.manager.backend
 
     def stats(self) -> Stats:
