@@ -336,6 +336,21 @@ def test_close_with_cancel_cancels_waiting_and_running_items(
     assert sink.ends == Counter({"cancelled": 2})
 
 
+def test_a_closed_hand_off_takes_nothing_while_its_runners_are_still_waking(
+    handoff: Handoff, sink: Sink, given_back: GivenBack
+) -> None:
+    # Right after close(), the waiting runner may not have woken yet: it
+    # must no longer count as free, or an item could wait for a runner that
+    # is leaving (and one from a new runner's own thread, for itself).
+    serving = serve(handoff)
+    idle_runners(handoff, 1)
+    handoff.close()
+    assert not handoff.offer(item(sink, int))
+    assert handoff.stats()["lane_idle"] == 0
+    serving.joined()
+    assert given_back.items == []
+
+
 def test_a_runner_queued_before_close_does_not_serve_after_it(
     handoff: Handoff, sink: Sink
 ) -> None:

@@ -111,7 +111,7 @@ class Handoff:
         self._give_back = give_back
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # notified when an item is queued
-        self._idle = 0  # runners waiting on _ready
+        self._idle: set[Runner] = set()  # this generation's runners waiting on _ready
         self._backlog: deque[ThreadItem] = deque()
         self._serving: set[Runner] = set()  # started, of this generation
         self._live: set[Runner] = set()  # started and not gone, any generation
@@ -124,7 +124,7 @@ class Handoff:
     def __repr__(self) -> str:
         return (
             f"<Handoff generation={self._generation} serving={len(self._serving)} "
-            f"idle={self._idle} backlog={len(self._backlog)}>"
+            f"idle={len(self._idle)} backlog={len(self._backlog)}>"
         )
 
     # ---------------------------------------------------------------- offers
@@ -140,16 +140,19 @@ class Handoff:
         """
         with self._lock:  # (the lock of _ready)
             waiting = len(self._backlog)
-            if self._idle <= waiting and (
-                item.origin in self._threads
-                or waiting >= BACKLOG_PER_RUNNER * len(self._serving)
+            if not self._serving or (
+                len(self._idle) <= waiting
+                and (
+                    item.origin in self._threads
+                    or waiting >= BACKLOG_PER_RUNNER * len(self._serving)
+                )
             ):
                 return False
             self._backlog.append(item)
             item.state = HANDED
             self._accepted += new
             if self._idle:
-                self._ready.notify()
+                self._ready.notify()  # (close() woke every older runner)
         return True
 
     def withdraw(self, item: ThreadItem) -> None:
@@ -209,9 +212,9 @@ class Handoff:
                 if self._backlog:
                     runner.item = self._backlog.popleft()
                     return runner.item
-                self._idle += 1
+                self._idle.add(runner)
                 woken = self._ready.wait(runner.linger)
-                self._idle -= 1
+                self._idle.discard(runner)
                 # It leaves on a timeout only if, under the lock, nothing waits.
                 expired = not woken and not self._backlog
             leftovers = self._leave_locked(runner)
@@ -266,6 +269,7 @@ class Handoff:
             self._backlog.clear()
             running = [r.item for r in self._live if r.item is not None]
             self._serving.clear()
+            self._idle.clear()  # no longer free for this generation's items
             self._ready.notify_all()  # waiting runners see the new generation and leave
         if cancel:
             for item in waiting:
@@ -288,7 +292,7 @@ class Handoff:
         with self._lock:
             return {
                 "lane_runners": self._queued + len(self._live),
-                "lane_idle": self._idle,
+                "lane_idle": len(self._idle),
                 "lane_waiting": len(self._backlog),
                 "lane_accepted": self._accepted,
                 "items_direct": self._served_by_gone + sum(r.served for r in self._live),
