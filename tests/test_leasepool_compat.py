@@ -18,7 +18,9 @@ import concurrent.futures
 import json
 import math
 import multiprocessing
+import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -458,3 +460,35 @@ def test_build_executor_builds_a_process_pool_without_a_thread_name_prefix() -> 
         assert executor.submit(math.factorial, 5).result(timeout=60) == 120
     finally:
         executor.shutdown(wait=True)
+
+
+# ---------------------------------------------------------------- example
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "51_from_leasepool.py"
+
+
+def test_leasepool_example_names_neoleasepool_only_in_its_imports() -> None:
+    code = EXAMPLE.read_text(encoding="utf-8").split('"""', 2)[2].splitlines()
+    naming = [line for line in code if "neoleasepool" in line]
+    assert naming == [
+        "from neoleasepool import (", "from neoleasepool.backends import normalize_backend"
+    ]
+
+
+def _run_example(source: str, directory: Path) -> str:
+    script = directory / "example.py"
+    script.write_text(source, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False,
+        cwd=directory, env={**os.environ, "PYTHONPATH": str(EXAMPLE.parent.parent)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_leasepool_example_prints_the_same_on_leasepool(tmp_path: Path) -> None:
+    pytest.importorskip("leasepool", reason="leasepool 0.1.3 is not installed")
+    source = EXAMPLE.read_text(encoding="utf-8")
+    ours = _run_example(source, tmp_path)
+    theirs = _run_example(source.replace("from neoleasepool", "from leasepool"), tmp_path)
+    assert ours == theirs
