@@ -505,7 +505,7 @@ class Stress:
                     found.append("an item got another item's result")
                 elif self.runs[key] != 1:
                     found.append("an item with a result did not run exactly once")
-            except TimeoutError:
+            except concurrent.futures.TimeoutError:  # (not the builtin before 3.11)
                 found.append("an accepted item never ended (lost)")
             except concurrent.futures.CancelledError:
                 pass

@@ -218,7 +218,7 @@ class Demo:
             self.notes.append(
                 f"stuck:{device} revoked at hard expiry, worker killed ({type(exc).__name__})"
             )
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:  # (the builtin TimeoutError on 3.11+)
             self.notes.append(f"stuck:{device} was not revoked within 10 s")
         lease.release()
 
