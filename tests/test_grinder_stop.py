@@ -370,3 +370,23 @@ def test_every_future_ends_exactly_once() -> None:
                 gate.opened.set()
 
     run(main())
+
+
+def test_a_cancelled_draining_stop_still_ends_every_queued_item() -> None:
+    async def main() -> None:
+        mgr = manager(workers_per_pool=1)
+        g = grinder(mgr, batch_size_threshold=1, max_wait_seconds=0.01)
+        gate = Gate()
+        async with serving(mgr, g):
+            first = await g.enqueue(gate)
+            await gate.wait_started()
+            queued = [await g.enqueue(square, n) for n in range(3)]
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(g.stop(), 0.1)  # the caller gives up
+            gate.opened.set()
+            await asyncio.wait_for(g.stop(), 10)  # waits for the drain
+            assert await asyncio.wait_for(first, 10) == "gate"
+            assert await asyncio.wait_for(asyncio.gather(*queued), 10) == [0, 1, 4]
+            assert g.stats()["pending"] == 0
+
+    run(main())

@@ -195,12 +195,20 @@ class Handoff:
             self._live.add(runner)
             self._threads.add(threading.get_ident())
         item: ThreadItem | None = None
-        while True:
-            if item is not None:
-                self._run(runner, item)
-            item = self._next(runner)
-            if item is None:
-                return runner.served, runner.seconds
+        try:
+            while True:
+                if item is not None:
+                    self._run(runner, item)
+                item = self._next(runner)
+                if item is None:
+                    return runner.served, runner.seconds
+        except BaseException:
+            # A bug, or a stand-in lease whose ``active`` raised: leave, so
+            # that no item is queued for a runner that is gone.
+            with self._lock:
+                leftovers = [] if runner.generation == GONE else self._leave_locked(runner)
+            self._hand_back(leftovers)
+            raise
 
     def _next(self, runner: Runner) -> ThreadItem | None:
         """The runner's next item, waiting for one up to ``linger`` seconds;
@@ -281,11 +289,6 @@ class Handoff:
             self._give_back(waiting)
 
     # ----------------------------------------------------------- diagnostics
-
-    @property
-    def open(self) -> bool:
-        """Whether a runner of the current generation serves now."""
-        return bool(self._serving)
 
     def stats(self) -> dict[str, Any]:
         """Runners (queued or serving), idle ones, the backlog, and counts."""

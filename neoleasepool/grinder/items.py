@@ -11,8 +11,8 @@ is :data:`TRANSITIONS`, and ``doc/architecture.md`` draws it:
 =========  =====================================  =============================
 state      owner (the only writer of ``state``)   next states
 =========  =====================================  =============================
-INBOX      the grinder's loop (mailbox delivery)  QUEUED, HANDED, ENDED
-QUEUED     the grinder's loop                     RUNNING, ENDED
+INBOX      its submitting thread, then the loop   QUEUED, HANDED, ENDED
+QUEUED     the grinder's loop                     RUNNING, HANDED, ENDED
 HANDED     the thread hand-off, under its lock    RUNNING, INBOX, ENDED
 RUNNING    whoever runs or settles it             QUEUED (refused unrun), ENDED
 ENDED      nobody                                 (final)
@@ -63,14 +63,15 @@ INBOX, QUEUED, HANDED, RUNNING, ENDED = "inbox", "queued", "handed", "running", 
 #: Which state may follow which (see the module docstring for the owners).
 TRANSITIONS: dict[str, frozenset[str]] = {
     INBOX: frozenset({QUEUED, HANDED, ENDED}),
-    QUEUED: frozenset({RUNNING, ENDED}),
+    QUEUED: frozenset({RUNNING, HANDED, ENDED}),
     HANDED: frozenset({RUNNING, INBOX, ENDED}),
     RUNNING: frozenset({QUEUED, ENDED}),
     ENDED: frozenset(),
 }
 
-# Makes "is this the first cancel()?" one atomic step for thread items:
-# Future.cancel() also returns True for a future cancelled before.
+# Makes "is this the first cancel()?" one atomic step for thread items
+# (Future.cancel() also returns True for a future cancelled before); held
+# only for that test, never while a callback runs.
 _FIRST_CANCEL = threading.Lock()
 
 
@@ -182,7 +183,8 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     """
 
     __slots__ = (
-        "args", "enqueued_at", "fn", "kwargs", "origin", "outcome", "requeued", "sink", "state",
+        "args", "cancel_seen", "enqueued_at", "fn", "kwargs", "origin", "outcome", "requeued",
+        "sink", "state",
     )
 
     def __init__(
@@ -195,18 +197,21 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         super().__init__()
         _init_fields(self, sink, fn, args, kwargs, INBOX)
         self.origin = threading.get_ident()
+        self.cancel_seen = False
 
     def cancel(self) -> bool:
-        with _FIRST_CANCEL:
-            if self.cancelled():
-                return True  # counted by the first cancel()
-            if not super().cancel():
-                return False  # it has its result
-            # Only this first cancel() notifies concurrent.futures.wait() and
+        # The future runs its done-callbacks inside cancel(): hold no lock of
+        # ours there (a callback may cancel another item).
+        if not super().cancel():
+            return False  # it has its result
+        with _FIRST_CANCEL:  # held only to test and set the flag
+            first, self.cancel_seen = not self.cancel_seen, True
+        if first:
+            # Only the first cancel() notifies concurrent.futures.wait() and
             # as_completed() (no executor ever calls it for a grinder item).
             self.set_running_or_notify_cancel()
-        self.sink.item_ended("cancelled")
-        self.sink.item_cancelled(self)
+            self.sink.item_ended("cancelled")
+            self.sink.item_cancelled(self)
         return True
 
     def resolve(self, outcome: Outcome) -> None:

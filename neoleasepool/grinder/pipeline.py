@@ -209,15 +209,22 @@ class Pipeline:
             batches.cancelling = intake.cancelling = True
             self._cancel_everything(batcher)
         self.wake.set()
-        await asyncio.gather(batcher, return_exceptions=True)
+        # Shielded: if the caller cancels this stop, the drain goes on (a
+        # second stop() waits for it) rather than stranding queued items.
+        await asyncio.shield(asyncio.gather(batcher, return_exceptions=True))
         # Wait only for workers still running: a finished one stays in the
         # set until its done-callback runs, and gather() of finished tasks
         # completes without yielding to the loop (Python 3.12+), which would
         # spin here forever.
         while running := [w for w in self.workers if not w.done()]:
-            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
         batches.open.clear()  # a cancelling stop abandons batches mid-way
         intake.drain_inbox()
+        left = self._queue.take_all()
+        if left:  # a bug: say so, and end them rather than leave them waiting
+            self._logger.error("grinder stopped with %s item(s) still queued", len(left))
+            for item in left:
+                cancel_item(item)
 
     def _cancel_everything(self, batcher: asyncio.Task[None]) -> None:
         batches = self._batches
