@@ -267,3 +267,30 @@ def test_the_process_backend_keeps_thread_submissions_on_the_batch_path() -> Non
             assert g.stats()["lane_runners"] == 0
 
     run(main(), timeout=120)
+
+
+def test_an_item_waiting_behind_a_busy_runner_takes_another_pool() -> None:
+    # The only runner on pool 1 runs a gated item; a tiny item that queued
+    # behind it must not wait for the gate while pool 2 is free (and here
+    # the gate opens only once the tiny item has its result).
+    async def main() -> None:
+        mgr = manager(max_pools=2, workers_per_pool=1)
+        g = grinder(mgr, batch_size_threshold=1, max_wait_seconds=60.0)
+        gate = Gate()
+        async with serving(mgr, g):
+            try:
+                # A runner idle on pool 1, then the gate on it via the hand-off.
+                assert await asyncio.wrap_future(
+                    await asyncio.to_thread(g.submit_from_thread, square, 2)
+                ) == 4
+                await await_until(lambda: g.stats()["lane_idle"] == 1)
+                gated = await asyncio.to_thread(g.submit_from_thread, gate)
+                await gate.wait_started()
+                tiny = await asyncio.to_thread(g.submit_from_thread, square, 9)
+                assert await asyncio.wait_for(asyncio.wrap_future(tiny), 10) == 81
+                assert not gated.done()
+            finally:
+                gate.opened.set()
+            assert await asyncio.wrap_future(gated) == "gate"
+
+    run(main())

@@ -336,6 +336,27 @@ def test_close_with_cancel_cancels_waiting_and_running_items(
     assert sink.ends == Counter({"cancelled": 2})
 
 
+def test_an_item_waiting_for_a_busy_runner_is_watched_and_can_be_taken_back(
+    sink: Sink, given_back: GivenBack
+) -> None:
+    watched = threading.Event()
+    handoff = Handoff(given_back, watched.set)
+    sink.handoff = handoff
+    gate = Gate()
+    serving, gated = busy_runner(handoff, sink, gate)
+    waiting = item(sink, int)
+    assert handoff.offer(waiting)
+    assert watched.is_set(), "nobody was asked to watch an item left waiting"
+    assert handoff.reclaim(60.0) == ([], True)  # not waited long enough
+    taken, still = handoff.reclaim(0.0)
+    assert taken == [waiting] and not still and not waiting.done()
+    assert not handoff.offer(item(sink, int), wait=False)  # no waiting runner free
+    gate.opened.set()
+    assert gated.result(10) == "gate"
+    handoff.close()
+    serving.joined()
+
+
 def test_a_closed_hand_off_takes_nothing_while_its_runners_are_still_waking(
     handoff: Handoff, sink: Sink, given_back: GivenBack
 ) -> None:

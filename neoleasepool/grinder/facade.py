@@ -37,7 +37,6 @@ from .batches import Batches
 from .chunking import ChunkPlanner
 from .chunks import chunk_kind_for
 from .contracts import GrinderManager, ManagerFacts
-from .handoff import Handoff
 from .intake import Intake
 from .items import AsyncItem, ThreadItem
 from .pipeline import Pipeline
@@ -176,7 +175,7 @@ class WorkGrinder:
         for key, value in intake.handoff.stats().items():
             if key in self._earlier_handoffs:
                 self._earlier_handoffs[key] += value
-        intake.handoff = Handoff(intake.given_back)
+        intake.handoff = intake.new_handoff()
         intake.cancelling = False
         batches = Batches(
             loop=loop,

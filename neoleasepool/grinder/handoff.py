@@ -24,6 +24,13 @@ everything else, and a condition on that lock wakes waiting runners.
   leave (its lease ended, the hand-off closed) the last runner out takes
   whatever the deque still holds and gives it back.
 
+An item may wait for a busy runner, but not for long: the runner may be
+running something slow, or something that waits for this very item, while
+other pools are free. The first item that waits asks the grinder to watch
+(``on_wait``), and the grinder takes back (:meth:`Handoff.reclaim`, under
+the lock) whatever has waited ``WAIT_LIMIT_SECONDS`` for a batch at once,
+which can lease another pool.
+
 Who writes what: every field of the hand-off, and each runner's ``item``,
 is written under ``_lock``; a runner's counts are written only by its own
 thread. Items in the deque are in state ``HANDED`` and belong to the
@@ -32,7 +39,8 @@ and ``ENDED``.
 
 Why nothing is lost or run twice: an accepted item sits in the deque until
 it is removed under the lock, exactly once: popped by one runner, withdrawn
-by its canceller, or taken by ``close`` or the last runner out. While the
+by its canceller, reclaimed by the grinder, or taken by ``close`` or the
+last runner out. While the
 deque holds an item, some runner serves: the only runner that may leave
 with items queued is one that is not the last, and the last one takes them.
 
@@ -53,9 +61,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .calls import call_captured
-from .items import ENDED, HANDED, RUNNING, ThreadItem, forget_call
+from .items import ENDED, HANDED, INBOX, RUNNING, ThreadItem, forget_call
 
-__all__ = ["BACKLOG_PER_RUNNER", "LINGER_SECONDS", "Handoff", "Runner"]
+__all__ = ["BACKLOG_PER_RUNNER", "LINGER_SECONDS", "WAIT_LIMIT_SECONDS", "Handoff", "Runner"]
 
 #: How long an idle runner waits for an item before it leaves, in seconds:
 #: several GIL switch intervals (5 ms), so that a busy hand-off keeps its
@@ -66,6 +74,11 @@ LINGER_SECONDS = 0.02
 #: every runner fed while callers turn around, few enough that a burst
 #: takes the batch path (which recruits more leases).
 BACKLOG_PER_RUNNER = 2
+
+#: How long an item may wait in the deque while every runner is busy before
+#: the grinder takes it back for a batch, in seconds: a runner can be busy
+#: with a slow item (or one that waits for this one) while other pools idle.
+WAIT_LIMIT_SECONDS = 0.05
 
 #: A runner's generation once it has left (or was discarded unstarted).
 GONE = -1
@@ -107,8 +120,14 @@ class Handoff:
             in order; the grinder queues them for a batch.
     """
 
-    def __init__(self, give_back: Callable[[list[ThreadItem]], None]) -> None:
+    def __init__(
+        self,
+        give_back: Callable[[list[ThreadItem]], None],
+        on_wait: Callable[[], None] = lambda: None,
+    ) -> None:
         self._give_back = give_back
+        self._on_wait = on_wait
+        self._watched = False  # on_wait was called and reclaim() has not yet cleared it
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)  # notified when an item is queued
         self._idle: set[Runner] = set()  # this generation's runners waiting on _ready
@@ -129,11 +148,13 @@ class Handoff:
 
     # ---------------------------------------------------------------- offers
 
-    def offer(self, item: ThreadItem, *, new: bool = True) -> bool:
+    def offer(self, item: ThreadItem, *, new: bool = True, wait: bool = True) -> bool:
         """Queue ``item`` for the runners if one will take it soon; any thread.
 
         Args:
             new: Count it as submitted (``False`` for an item counted already).
+            wait: Whether it may wait for a busy runner (``False``: only if a
+                waiting runner is free for it).
 
         Returns:
             Whether the hand-off took it; if not, the caller keeps it.
@@ -143,17 +164,40 @@ class Handoff:
             if not self._serving or (
                 len(self._idle) <= waiting
                 and (
-                    item.origin in self._threads
+                    not wait
+                    or item.origin in self._threads
                     or waiting >= BACKLOG_PER_RUNNER * len(self._serving)
                 )
             ):
                 return False
             self._backlog.append(item)
             item.state = HANDED
+            item.handed_at = time.monotonic()
             self._accepted += new
             if self._idle:
                 self._ready.notify()  # (close() woke every older runner)
+            watch = len(self._idle) <= waiting and not self._watched
+            self._watched = self._watched or watch
+        if watch:
+            self._on_wait()  # it waits for a busy runner: ask to be watched
         return True
+
+    def reclaim(self, older_than: float) -> tuple[list[ThreadItem], bool]:
+        """Take back the items that have waited ``older_than`` seconds.
+
+        Returns:
+            The items (state ``INBOX``, in order), and whether items still
+            wait (then the caller should look again later).
+        """
+        with self._lock:
+            limit = time.monotonic() - older_than
+            taken: list[ThreadItem] = []
+            while self._backlog and self._backlog[0].handed_at <= limit:
+                item = self._backlog.popleft()
+                item.state = INBOX
+                taken.append(item)
+            self._watched = bool(self._backlog)
+            return taken, self._watched
 
     def withdraw(self, item: ThreadItem) -> None:
         """Drop a cancelled ``item`` from the backlog, if it waits there."""

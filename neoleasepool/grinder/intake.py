@@ -19,7 +19,7 @@ from collections.abc import Callable
 from .._util.loops import LoopBinding
 from .._util.mailbox import Mailbox
 from ..exceptions import LeasePoolNotStartedError
-from .handoff import Handoff
+from .handoff import WAIT_LIMIT_SECONDS, Handoff
 from .items import ENDED, INBOX, RUNNING, Item, ThreadItem, forget_call
 from .queue import ItemQueue
 
@@ -50,12 +50,16 @@ class Intake:
         self._queue = queue
         self._wake = wake
         self._refusal = refusal
-        self.handoff = Handoff(self.given_back)
+        self.handoff = self.new_handoff()
         self.running: set[Item] = set()  # the current run's items taken by batches
         self.cancelling = False
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(COUNTS, 0)
+
+    def new_handoff(self) -> Handoff:
+        """A thread hand-off whose items come back here."""
+        return Handoff(self.given_back, self._watch_from_thread)
 
     # ------------------------------------------------------------- coming in
 
@@ -110,6 +114,34 @@ class Intake:
             for item in items:
                 item.state = ENDED
                 item.resolve((False, LeasePoolNotStartedError("the WorkGrinder stopped")))
+
+    def _watch_from_thread(self) -> None:
+        """An item waits for a busy runner (any thread): look again on the
+        loop once it may have waited too long."""
+        loop = self._binding.loop
+        try:
+            if loop is not None:
+                loop.call_soon_threadsafe(self._watch, loop)
+        except RuntimeError:
+            pass  # loop closed: the grinder stopped, and close() emptied the hand-off
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        loop.call_later(WAIT_LIMIT_SECONDS, self._reclaim, loop)
+
+    def _reclaim(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the loop: items that waited too long for a busy runner take
+        the batch path, at once (it can lease another pool)."""
+        items, still = self.handoff.reclaim(WAIT_LIMIT_SECONDS)
+        if items:
+            if self._refusal() is None and not self.cancelling:
+                for item in items:
+                    self._queue.append(item)
+                self._queue.hurry()
+                self._wake()
+            else:
+                self._take_inbox(items, counted=True)
+        if still:
+            self._watch(loop)
 
     # ------------------------------------------------------ the items' sink
 

@@ -183,8 +183,8 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     """
 
     __slots__ = (
-        "args", "cancel_seen", "enqueued_at", "fn", "kwargs", "origin", "outcome", "requeued",
-        "sink", "state",
+        "args", "cancel_seen", "enqueued_at", "fn", "handed_at", "kwargs", "origin", "outcome",
+        "requeued", "sink", "state",
     )
 
     def __init__(
@@ -198,6 +198,7 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         _init_fields(self, sink, fn, args, kwargs, INBOX)
         self.origin = threading.get_ident()
         self.cancel_seen = False
+        self.handed_at = 0.0  # time.monotonic() when the hand-off queued it
 
     def cancel(self) -> bool:
         # The future runs its done-callbacks inside cancel(): hold no lock of

@@ -88,7 +88,8 @@ class Pipeline:
             if not self.ready():
                 await self._wait_until_due()
                 continue
-            self._queue.hand_over(functools.partial(self._handoff.offer, new=False))
+            # Queued thread items go to waiting runners, if any are free.
+            self._queue.hand_over(functools.partial(self._handoff.offer, new=False, wait=False))
             if not self._queue.pending:
                 continue
             # Runners (serving, or queued on a worker) give their leases back.

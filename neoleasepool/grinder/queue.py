@@ -27,13 +27,14 @@ class ItemQueue:
         max_wait: Seconds the oldest item waits before a batch is ready anyway.
     """
 
-    __slots__ = ("_items", "max_wait", "pending", "threshold")
+    __slots__ = ("_hurry", "_items", "max_wait", "pending", "threshold")
 
     def __init__(self, threshold: int, max_wait: float) -> None:
         self.threshold = threshold
         self.max_wait = max_wait
         self._items: deque[Item] = deque()
         self.pending = 0  # items in state QUEUED
+        self._hurry = False  # a batch should form now, whatever the rule says
 
     def __repr__(self) -> str:
         return f"<ItemQueue pending={self.pending} threshold={self.threshold}>"
@@ -53,6 +54,11 @@ class ItemQueue:
         self._items.extendleft(reversed(items))
         self.pending += len(items)
 
+    def hurry(self) -> None:
+        """Make the next batch ready at once (items taken back from the
+        thread hand-off have waited long enough)."""
+        self._hurry = True
+
     def drop(self, item: Item) -> bool:
         """End a cancelled ``item`` if it is queued here; whether it was."""
         if item.state != QUEUED:
@@ -67,7 +73,7 @@ class ItemQueue:
         """Whether a batch should form now."""
         if not self.pending:
             return False
-        if self.pending >= self.threshold or stopping:
+        if self.pending >= self.threshold or stopping or self._hurry:
             return True
         return time.monotonic() >= self.due()
 
@@ -87,6 +93,7 @@ class ItemQueue:
         """Take up to ``limit`` (default: the threshold) items for a batch;
         they move to ``RUNNING``."""
         limit = self.threshold if limit is None else limit
+        self._hurry = False
         taken: list[Item] = []
         items = self._items
         while items and len(taken) < limit:
