@@ -190,3 +190,38 @@ def ctrl_c_during_block(sup: TaskSupervisor, first: Callable[[], None] = lambda:
         signal.signal(signal.SIGINT, previous)
     if failures:
         raise failures[0]
+
+
+class Runs:
+    """Calls of a target: start times, threads and keyword arguments; a test
+    waits for the n-th call."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.threads: list[str] = []
+        self.kwargs: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self.note(kwargs)
+
+    def note(self, kwargs: dict[str, Any] | None = None) -> None:
+        with self._cond:
+            self.times.append(time.monotonic())
+            self.threads.append(threading.current_thread().name)
+            self.kwargs.append(kwargs or {})
+            self._cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.times) >= count, timeout), (
+                f"only {len(self.times)} of {count} runs"
+            )
+
+
+class AsyncRuns(Runs):
+    """:class:`Runs` for a coroutine function target."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self.note(kwargs)
+

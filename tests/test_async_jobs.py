@@ -22,6 +22,7 @@ from neoleasepool import (
     task_supervisor,
 )
 
+from .support import AsyncRuns as Runs
 from .support import started_supervisor, wait_until
 
 
@@ -30,30 +31,6 @@ def sup() -> Iterator[TaskSupervisor]:
     with started_supervisor("jobs", max_threads=4, stop_wait=5.0) as supervisor:
         supervisor.create_aloop("jobs", default=True)
         yield supervisor
-
-
-class Runs:
-    """Records the start time of each run and lets the test wait for the n-th."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.threads: list[str] = []
-        self._cond = threading.Condition()
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self.note()
-
-    def note(self) -> None:
-        with self._cond:
-            self.times.append(time.monotonic())
-            self.threads.append(threading.current_thread().name)
-            self._cond.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.times) >= count, timeout), (
-                f"only {len(self.times)} of {count} runs"
-            )
 
 
 # ------------------------------------------------------------- timetable

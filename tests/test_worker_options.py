@@ -21,7 +21,7 @@ from neoleasepool import (
     background_worker,
 )
 
-from .support import started_supervisor
+from .support import Runs, started_supervisor
 
 KINDS: list[type[BackgroundWorker]] = [
     BackgroundWorker,
@@ -37,27 +37,6 @@ def sup() -> Iterator[TaskSupervisor]:
     with started_supervisor("wo", max_threads=8, stop_wait=2.0) as supervisor:
         supervisor.create_aloop("workers", default=True)
         yield supervisor
-
-
-class Runs:
-    """Start times and kwargs of target calls; the test waits for the n-th."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.kwargs: list[dict[str, Any]] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        with self._cond:
-            self.times.append(time.monotonic())
-            self.kwargs.append(kwargs)
-            self._cond.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.times) >= count, timeout), (
-                f"only {len(self.times)} of {count} runs"
-            )
 
 
 # --------------------------------------------------------------- priority
