@@ -111,8 +111,10 @@ class WorkGrinder:
         self._binding = LoopBinding("WorkGrinder", _WRONG_LOOP)
         self._started = False
         self._queue = ItemQueue(self._threshold, self._max_wait)
-        self._intake = Intake(self._binding, self._queue, self._wake, self._refusal)
-        self._batches: Batches | None = None
+        self._intake = Intake(
+            self._binding, self._queue, self._wake, self._refusal,
+            lambda: self._batches is not None and self._batches.cancelling,
+        )
         self._pipeline: Pipeline | None = None
         self._batcher: asyncio.Task[None] | None = None
         self._crash: BaseException | None = None  # why the batcher died, if it did
@@ -126,6 +128,11 @@ class WorkGrinder:
             f"<WorkGrinder {state} pending={self._queue.pending} "
             f"batches_in_flight={batches} threshold={self._threshold}>"
         )
+
+    @property
+    def _batches(self) -> Batches | None:
+        """This run's batches (``None`` before the first start)."""
+        return None if self._pipeline is None else self._pipeline.batches
 
     @property
     def _stopping(self) -> bool:
@@ -159,7 +166,7 @@ class WorkGrinder:
             raise WrongLoopError(
                 "WorkGrinder.start() must run on the loop that started its manager"
             )
-        self._new_run(loop, facts)
+        self._new_run(facts)
         self._started = True
         self._crash = None
         assert self._pipeline is not None
@@ -169,31 +176,20 @@ class WorkGrinder:
             "grinder started threshold=%s max_wait_seconds=%s", self._threshold, self._max_wait
         )
 
-    def _new_run(self, loop: asyncio.AbstractEventLoop, facts: ManagerFacts) -> None:
+    def _new_run(self, facts: ManagerFacts) -> None:
         """Fresh parts for a run: runners of an earlier run cannot serve this one."""
         intake = self._intake
         for key, value in intake.handoff.stats().items():
             if key in self._earlier_handoffs:
                 self._earlier_handoffs[key] += value
         intake.handoff = intake.new_handoff()
-        intake.cancelling = False
-        batches = Batches(
-            loop=loop,
-            queue=self._queue,
-            handoff=intake.handoff,
-            kind=chunk_kind_for(facts.backend),
-            planner=self._planner,
-            workers=facts.workers,
-            wake=self._wake,
-            logger=self._logger,
-            running=intake.running,
-        )
-        self._batches = batches
         self._pipeline = Pipeline(
             manager=self._manager,
             queue=self._queue,
-            batches=batches,
             intake=intake,
+            kind=chunk_kind_for(facts.backend),
+            planner=self._planner,
+            workers=facts.workers,
             lease_seconds=self._lease_seconds,
             owner_prefix=self._owner_prefix,
             logger=self._logger,

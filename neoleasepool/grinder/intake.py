@@ -37,6 +37,7 @@ class Intake:
         wake: Wakes the batcher (loop thread).
         refusal: Why items cannot be taken now, or ``None`` while they can
             (loop thread).
+        cancelling: Whether a cancelling stop is under way (loop thread).
     """
 
     def __init__(
@@ -45,14 +46,15 @@ class Intake:
         queue: ItemQueue,
         wake: Callable[[], None],
         refusal: Callable[[], BaseException | None],
+        cancelling: Callable[[], bool],
     ) -> None:
         self._binding = binding
         self._queue = queue
         self._wake = wake
         self._refusal = refusal
+        self._cancelling = cancelling
         self.handoff = self.new_handoff()
         self.running: set[Item] = set()  # the current run's items taken by batches
-        self.cancelling = False
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(COUNTS, 0)
@@ -83,13 +85,13 @@ class Intake:
     def _take_inbox(self, items: list[ThreadItem], counted: bool = False) -> None:
         """On the loop: ``INBOX`` items go to the hand-off or the queue
         (``counted``: given back, counted as submitted already)."""
-        refusal = self._refusal()
+        refusal, cancelling = self._refusal(), self._cancelling()
         for item in items:
             if not counted:
                 self.count("submitted")
             if item.cancelled():
                 item.state = ENDED  # its cancel() counted it
-            elif self.cancelling:
+            elif cancelling:
                 cancel_item(item)
             elif refusal is not None:
                 item.state = ENDED
@@ -133,7 +135,7 @@ class Intake:
         the batch path, at once (it can lease another pool)."""
         items, still = self.handoff.reclaim(WAIT_LIMIT_SECONDS)
         if items:
-            if self._refusal() is None and not self.cancelling:
+            if self._refusal() is None and not self._cancelling():
                 for item in items:
                     self._queue.append(item)
                 self._queue.hurry()

@@ -26,6 +26,8 @@ import logging
 import time
 
 from .batches import Batch, Batches, Load
+from .chunking import ChunkPlanner
+from .chunks import ChunkKind
 from .contracts import GrinderManager, LeaseView
 from .intake import Intake, cancel_item
 from .items import Item
@@ -40,8 +42,10 @@ class Pipeline:
     Args:
         manager: Where leases come from.
         queue: The grinder's queue.
-        batches: Sends and settles batches.
         intake: The way items come in, its hand-off and counts.
+        kind: How chunks travel (from the backend's capabilities).
+        planner: Chooses chunk sizes.
+        workers: Workers per leased pool.
         lease_seconds: Duration of each lease.
         owner_prefix: Prefix of the leases' owner labels.
         logger: For leases that cannot be had.
@@ -53,8 +57,10 @@ class Pipeline:
         *,
         manager: GrinderManager,
         queue: ItemQueue,
-        batches: Batches,
         intake: Intake,
+        kind: ChunkKind,
+        planner: ChunkPlanner,
+        workers: int,
         lease_seconds: float,
         owner_prefix: str,
         logger: logging.Logger,
@@ -62,7 +68,6 @@ class Pipeline:
     ) -> None:
         self._manager = manager
         self._queue = queue
-        self._batches = batches
         self._intake = intake
         self._handoff = intake.handoff
         self._lease_seconds = lease_seconds
@@ -72,6 +77,19 @@ class Pipeline:
         self._numbers = numbers
         self.wake = asyncio.Event()
         self.workers: set[asyncio.Task[None]] = set()
+        #: Sends this run's batches and settles their chunks.
+        self.batches = Batches(
+            loop=asyncio.get_running_loop(),
+            queue=queue,
+            handoff=intake.handoff,
+            kind=kind,
+            planner=planner,
+            workers=workers,
+            wake=self.wake.set,
+            logger=logger,
+            running=intake.running,
+        )
+        self._batches = self.batches
 
     def ready(self) -> bool:
         return self._queue.ready(self._batches.stopping)
@@ -207,7 +225,7 @@ class Pipeline:
         self._handoff.close(cancel=cancel)  # runners finish their item and leave
         intake.drain_inbox()
         if cancel:
-            batches.cancelling = intake.cancelling = True
+            batches.cancelling = True
             self._cancel_everything(batcher)
         self.wake.set()
         # Shielded: if the caller cancels this stop, the drain goes on (a

@@ -9,6 +9,7 @@ wait for themselves.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import contextlib
@@ -51,7 +52,7 @@ def wait_result(future: concurrent.futures.Future[T], timeout: float | None) -> 
         raise TimeoutError(f"no result within timeout={timeout}s; {what}") from None
 
 
-class FacadeBase:
+class FacadeBase(abc.ABC):
     """A named scheduler on an aloop; the base of both blocking facades.
 
     Args:
@@ -82,13 +83,9 @@ class FacadeBase:
             return
         await event.wait()
 
+    @abc.abstractmethod
     def stop(self, wait: WaitArg = True, cancel_tasks: bool = False) -> None:
-        """Stop the async core; each facade says how.
-
-        Raises:
-            NotImplementedError: Always, on the base class.
-        """
-        raise NotImplementedError(f"{type(self).__name__} must implement stop()")
+        """Stop the async core; each facade says how."""
 
     def _blocking(self, method: str) -> None:
         refuse_loop_thread(self.aloop, f"{type(self).__name__}.{method}")
