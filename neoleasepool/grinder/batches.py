@@ -109,6 +109,9 @@ class Batches:
         wake: Wakes the batcher (loop thread).
         logger: For runner failures (bugs).
         running: Where items taken by batches are kept until they end.
+        fault: Reports a failure of its own code (any thread): a
+            done-callback that raised would otherwise leave its items
+            waiting forever (``concurrent.futures`` only logs it).
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class Batches:
         wake: Callable[[], None],
         logger: logging.Logger,
         running: set[Item],
+        fault: Callable[[str, BaseException], None],
     ) -> None:
         self.loop = loop
         self.queue = queue
@@ -138,6 +142,7 @@ class Batches:
         self.cancelling = False  # read by worker threads: set once, never cleared
         self.stopping = False
         self.leasing = False  # the batcher waits for a lease: start no runners
+        self.fault = fault
         self._finished: Mailbox[Finished] = Mailbox(self._settle_all)
 
     # -------------------------------------------------------------- sending
@@ -145,7 +150,6 @@ class Batches:
     def start(self, lease: LeaseView, load: Load, items: list[Item], until: float) -> Batch:
         """Hand ``items`` to ``lease`` in chunks (loop); the batch."""
         batch = Batch(lease, load, self.open)
-        self.running.update(items)
         size = self.planner.chunk_size(len(items), self.workers)
         for start in range(0, len(items), size):
             try:
@@ -176,7 +180,7 @@ class Batches:
         batch.sent()
         self.chunks.add(future)
         future.add_done_callback(
-            lambda f, chunk=chunk: self._chunk_finished(f, chunk, batch)
+            lambda f, chunk=chunk: self._guarded(self._chunk_finished, f, chunk, batch)
         )
 
     def _wants_runners(self, items: list[Item]) -> bool:
@@ -206,7 +210,9 @@ class Batches:
             batch.runners = True
             self.chunks.add(future)
             future.add_done_callback(
-                lambda f, runner=runner: self._runner_finished(f, batch, runner)  # type: ignore[misc]
+                lambda f, runner=runner: self._guarded(  # type: ignore[misc]
+                    self._runner_finished, f, batch, runner
+                )
             )
 
     def _runner_finished(
@@ -218,9 +224,16 @@ class Batches:
         if not future.cancelled():
             if future.exception() is None:
                 timing = future.result()
-            else:  # a bug in the hand-off's own code
-                self.logger.error("grinder runner failed", exc_info=future.exception())
+            else:  # a bug in the hand-off's own code (its item failed with it)
+                self.fault("a hand-off runner", future.exception())  # type: ignore[arg-type]
         self._post((future, [], batch, None, timing, False))
+
+    def _guarded(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run a done-callback; report what it raises instead of losing it."""
+        try:
+            callback(*args)
+        except Exception as exc:
+            self.fault("a chunk's done-callback", exc)
 
     # ------------------------------------------------------------- finishing
 
@@ -268,7 +281,10 @@ class Batches:
 
     def _settle_all(self, finished: list[Finished]) -> None:
         for entry in finished:
-            self.settle(*entry)
+            try:
+                self.settle(*entry)
+            except Exception as exc:
+                self.fault("settling a chunk", exc)
 
     def settle(
         self,

@@ -38,7 +38,7 @@ from .chunking import ChunkPlanner
 from .chunks import chunk_kind_for
 from .contracts import GrinderManager, ManagerFacts
 from .intake import Intake
-from .items import AsyncItem, ThreadItem
+from .items import ENDED, AsyncItem, ThreadItem
 from .pipeline import Pipeline
 from .queue import ItemQueue
 
@@ -114,15 +114,20 @@ class WorkGrinder:
         self._intake = Intake(
             self._binding, self._queue, self._wake, self._refusal,
             lambda: self._batches is not None and self._batches.cancelling,
+            self._report_fault,
         )
         self._pipeline: Pipeline | None = None
         self._batcher: asyncio.Task[None] | None = None
-        self._crash: BaseException | None = None  # why the batcher died, if it did
+        #: The internal failure that broke this run, and where it happened.
+        self._crash: BaseException | None = None
+        self._crash_where = ""
         self._batch_numbers = itertools.count(1)
         self._earlier_handoffs: dict[str, int] = {"lane_accepted": 0, "items_direct": 0}
 
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else ("started" if self._started else "idle")
+        if self._crash is not None and self._started:
+            state = "broken"
         batches = 0 if self._batches is None else len(self._batches.open)
         return (
             f"<WorkGrinder {state} pending={self._queue.pending} "
@@ -137,6 +142,15 @@ class WorkGrinder:
     @property
     def _stopping(self) -> bool:
         return self._batches is not None and self._batches.stopping and self._started
+
+    def _state(self) -> str:
+        """``idle`` (never started), ``running``, ``broken``, ``stopping`` or
+        ``stopped``."""
+        if not self._started:
+            return "idle" if self._pipeline is None else "stopped"
+        if self._crash is not None:
+            return "broken"
+        return "stopping" if self._stopping else "running"
 
     # ------------------------------------------------------------ lifecycle
 
@@ -194,6 +208,7 @@ class WorkGrinder:
             owner_prefix=self._owner_prefix,
             logger=self._logger,
             numbers=self._batch_numbers,
+            fault=self._report_fault,
         )
 
     async def stop(self, *, cancel_pending: bool = False) -> None:
@@ -223,26 +238,55 @@ class WorkGrinder:
         )
 
     def _batcher_done(self, task: asyncio.Task[None]) -> None:
-        """The batcher ended: normal at stop; anything else is a bug that
-        must not leave items waiting for a batch that never comes."""
-        if task.cancelled() or task.exception() is None:
+        """The batcher ended: normal at stop; anything else is a bug."""
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            assert exc is not None
+            self._broke("its batcher", exc)
+
+    # --------------------------------------------------------------- faults
+
+    def _report_fault(self, where: str, exc: BaseException) -> None:
+        """An internal step failed (any thread): break the run, on the loop."""
+        loop = self._binding.loop
+        if loop is not None and self._binding.on_loop_thread():
+            self._broke(where, exc)
             return
-        exc = task.exception()
-        assert exc is not None
-        self._crash = exc
+        try:
+            if loop is None:
+                raise RuntimeError("the grinder has no loop")
+            loop.call_soon_threadsafe(self._broke, where, exc)
+        except RuntimeError:  # stopped: whatever that step held ended then
+            self._logger.error("grinder step failed after its stop: %s", where, exc_info=exc)
+
+    def _broke(self, where: str, exc: BaseException) -> None:
+        """On the loop: a bug in our own machinery (or a stand-in manager or
+        lease breaking its contract) broke this run.
+
+        Nothing may wait for a step that will never come: every item the
+        run holds fails with a :class:`LeasePoolNotStartedError` chained to
+        ``exc``, the run's tasks end and give their leases back, and new
+        items are refused at once until the grinder is stopped and started
+        again (``stats()["state"] == "broken"`` meanwhile).
+        """
+        if not self._started or self._pipeline is None:
+            self._logger.error("grinder step failed after its stop: %s", where, exc_info=exc)
+            return
+        if self._crash is not None:  # the first fault broke the run already
+            self._logger.debug("grinder step failed while broken: %s: %r", where, exc)
+            return
+        self._crash, self._crash_where = exc, where
         self._logger.error(
-            "grinder batcher crashed; failing %s queued item(s) and refusing new "
-            "ones until the grinder is restarted", self._queue.pending, exc_info=exc,
+            "grinder broken: %s crashed; failing its %s queued and %s running item(s) "
+            "and refusing new ones until the grinder is restarted", where,
+            self._queue.pending, len(self._intake.running), exc_info=exc,
         )
-        self._intake.handoff.close()
-        self._intake.drain_inbox()
-        assert self._batches is not None
-        self._batches.fail(self._queue.take_all(), self._crashed_error())
+        self._pipeline.break_down(self._crashed_error())
 
     def _crashed_error(self) -> LeasePoolNotStartedError:
-        error = LeasePoolNotStartedError(
-            f"WorkGrinder loop crashed (its batcher crashed: {self._crash!r}); stop() and start() "
-            "the grinder again"
+        error = LeasePoolNotStartedError(  # leasepool's words first
+            f"WorkGrinder loop crashed ({self._crash_where} crashed: {self._crash!r}); "
+            "the grinder is broken until it is stopped and started again"
         )
         error.__cause__ = self._crash
         return error
@@ -300,7 +344,16 @@ class WorkGrinder:
         assert loop is not None
         item = AsyncItem(self._intake, fn, args, kwargs, loop)
         self._intake.count("submitted")
-        self._intake.accept(item)
+        try:
+            self._intake.accept(item)
+        except Exception as exc:  # a bug: break the run, end the item, say why
+            self._broke("queueing an item", exc)
+            error = self._crashed_error()
+            if not item.done():
+                item.state = ENDED
+                item.resolve((False, error))
+                item.exception()  # the caller gets the error raised, not the future
+            raise error from exc
         return item
 
     def submit_from_thread(
@@ -345,11 +398,11 @@ class WorkGrinder:
 
     def _refusal(self) -> BaseException | None:
         """Why new items cannot be queued now (loop thread), or ``None``."""
+        if self._crash is not None:
+            return self._crashed_error()
         batcher = self._batcher
         if self._started and batcher is not None and not batcher.done():
             return None
-        if self._crash is not None:
-            return self._crashed_error()
         return LeasePoolNotStartedError("the WorkGrinder stopped")
 
     # ------------------------------------------------------------ diagnostics
@@ -375,6 +428,7 @@ class WorkGrinder:
         for key, earlier in self._earlier_handoffs.items():
             handoff[key] += earlier
         return {
+            "state": self._state(),
             "started": self._started,
             "stopping": self._stopping,
             "pending": self._queue.pending,

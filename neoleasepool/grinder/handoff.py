@@ -246,11 +246,16 @@ class Handoff:
                 item = self._next(runner)
                 if item is None:
                     return runner.served, runner.seconds
-        except BaseException:
+        except BaseException as exc:
             # A bug, or a stand-in lease whose ``active`` raised: leave, so
-            # that no item is queued for a runner that is gone.
+            # that no item is queued for a runner that is gone, and end the
+            # item in hand with the error (nobody else will).
             with self._lock:
+                item, runner.item = runner.item, None
                 leftovers = [] if runner.generation == GONE else self._leave_locked(runner)
+            if item is not None and item.state != ENDED:
+                item.state = ENDED
+                item.resolve((False, exc))
             self._hand_back(leftovers)
             raise
 

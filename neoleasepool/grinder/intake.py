@@ -38,6 +38,7 @@ class Intake:
         refusal: Why items cannot be taken now, or ``None`` while they can
             (loop thread).
         cancelling: Whether a cancelling stop is under way (loop thread).
+        fault: Reports a failure of its own code (any thread).
     """
 
     def __init__(
@@ -47,12 +48,14 @@ class Intake:
         wake: Callable[[], None],
         refusal: Callable[[], BaseException | None],
         cancelling: Callable[[], bool],
+        fault: Callable[[str, BaseException], None],
     ) -> None:
         self._binding = binding
         self._queue = queue
         self._wake = wake
         self._refusal = refusal
         self._cancelling = cancelling
+        self._fault = fault
         self.handoff = self.new_handoff()
         self.running: set[Item] = set()  # the current run's items taken by batches
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
@@ -85,19 +88,31 @@ class Intake:
     def _take_inbox(self, items: list[ThreadItem], counted: bool = False) -> None:
         """On the loop: ``INBOX`` items go to the hand-off or the queue
         (``counted``: given back, counted as submitted already)."""
-        refusal, cancelling = self._refusal(), self._cancelling()
+        if not counted:
+            self.count("submitted", len(items))
+        try:
+            refusal, cancelling = self._refusal(), self._cancelling()
+            for item in items:
+                if item.cancelled():
+                    item.state = ENDED  # its cancel() counted it
+                elif cancelling:
+                    cancel_item(item)
+                elif refusal is not None:
+                    item.state = ENDED
+                    item.resolve((False, refusal))
+                elif not self.handoff.offer(item, new=False):
+                    self.accept(item)
+        except Exception as exc:
+            self._stranded(items, "taking in items from threads", exc)
+
+    def _stranded(self, items: list[ThreadItem], where: str, exc: BaseException) -> None:
+        """A bug stopped ``items`` on their way in: those still in nobody's
+        hands (``INBOX``) fail with its error, and the fault is reported."""
         for item in items:
-            if not counted:
-                self.count("submitted")
-            if item.cancelled():
-                item.state = ENDED  # its cancel() counted it
-            elif cancelling:
-                cancel_item(item)
-            elif refusal is not None:
+            if item.state == INBOX:
                 item.state = ENDED
-                item.resolve((False, refusal))
-            elif not self.handoff.offer(item, new=False):
-                self.accept(item)
+                item.resolve((False, exc))
+        self._fault(where, exc)
 
     def given_back(self, items: list[ThreadItem]) -> None:
         """Items the hand-off accepted but no runner will run (any thread):
@@ -134,16 +149,19 @@ class Intake:
         """On the loop: items that waited too long for a busy runner take
         the batch path, at once (it can lease another pool)."""
         items, still = self.handoff.reclaim(WAIT_LIMIT_SECONDS)
-        if items:
-            if self._refusal() is None and not self._cancelling():
-                for item in items:
-                    self._queue.append(item)
-                self._queue.hurry()
-                self._wake()
-            else:
-                self._take_inbox(items, counted=True)
-        if still:
-            self._watch(loop)
+        try:
+            if items:
+                if self._refusal() is None and not self._cancelling():
+                    for item in items:
+                        self._queue.append(item)
+                    self._queue.hurry()
+                    self._wake()
+                else:
+                    self._take_inbox(items, counted=True)
+            if still:
+                self._watch(loop)
+        except Exception as exc:
+            self._stranded(items, "taking back items that waited", exc)
 
     # ------------------------------------------------------ the items' sink
 
@@ -175,9 +193,9 @@ class Intake:
 
     # ---------------------------------------------------------------- counts
 
-    def count(self, what: str) -> None:
+    def count(self, what: str, n: int = 1) -> None:
         with self._lock:
-            self._counts[what] += 1
+            self._counts[what] += n
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -24,6 +24,8 @@ import functools
 import itertools
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from .batches import Batch, Batches, Load
 from .chunking import ChunkPlanner
@@ -50,6 +52,8 @@ class Pipeline:
         owner_prefix: Prefix of the leases' owner labels.
         logger: For leases that cannot be had.
         numbers: Numbers the leases' owner labels (across runs).
+        fault: Reports a failure of an internal step (any thread); the
+            grinder then breaks the run (:meth:`break_down`).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class Pipeline:
         owner_prefix: str,
         logger: logging.Logger,
         numbers: itertools.count[int],
+        fault: Callable[[str, BaseException], None],
     ) -> None:
         self._manager = manager
         self._queue = queue
@@ -75,8 +80,10 @@ class Pipeline:
         self._logger = logger
         self._counted = intake.count
         self._numbers = numbers
+        self._fault = fault
         self.wake = asyncio.Event()
         self.workers: set[asyncio.Task[None]] = set()
+        self._batcher: asyncio.Task[Any] | None = None
         #: Sends this run's batches and settles their chunks.
         self.batches = Batches(
             loop=asyncio.get_running_loop(),
@@ -88,6 +95,7 @@ class Pipeline:
             wake=self.wake.set,
             logger=logger,
             running=intake.running,
+            fault=fault,
         )
         self._batches = self.batches
 
@@ -95,7 +103,19 @@ class Pipeline:
         return self._queue.ready(self._batches.stopping)
 
     async def run(self) -> None:
-        """The batcher: lease a pool for each batch that is ready."""
+        """The batcher: lease a pool for each batch that is ready.
+
+        A failure (a bug) breaks the run before the task ends, so that no
+        item finds the batcher gone and the grinder not yet broken.
+        """
+        self._batcher = asyncio.current_task()
+        try:
+            await self._batch_while_running()
+        except Exception as exc:
+            self._fault("its batcher", exc)
+            raise
+
+    async def _batch_while_running(self) -> None:
         wake = self.wake
         while True:
             wake.clear()
@@ -160,6 +180,7 @@ class Pipeline:
         except TypeError as exc:
             self._logger.error("grinder got a lease it cannot use: %s", exc)
             self._batches.fail(items, exc)
+            await _give_back_unusable(lease, self._logger)
             return
         if not items:
             await view.release()
@@ -169,13 +190,19 @@ class Pipeline:
         worker.add_done_callback(functools.partial(self._worker_done, view))
 
     def _take(self) -> list[Item]:
+        """The next batch's items, ``RUNNING`` and kept in ``batches.running``
+        from now on, so that a stop or a fault ends them even while only a
+        lease worker that has not started yet holds them."""
         items = self._queue.take()
+        self._batches.running.update(items)
         if self._queue.pending and self._queue.pending < self._queue.threshold:
             self.wake.set()  # re-arm the deadline timer for the new oldest item
         return items
 
     def _worker_done(self, lease: LeaseView, worker: asyncio.Task[None]) -> None:
         self.workers.discard(worker)
+        if not worker.cancelled() and worker.exception() is not None:
+            self._fault("a lease worker", worker.exception())  # type: ignore[arg-type]
         if not lease.released:
             # Cancelled before its first step, the worker never reached its
             # ``finally``: give the lease back here.
@@ -245,6 +272,20 @@ class Pipeline:
             for item in left:
                 cancel_item(item)
 
+    def break_down(self, error: BaseException) -> None:
+        """End this run after a fault (loop): every item it holds fails with
+        ``error``, and the batcher and lease workers end (giving their leases
+        back); the grinder refuses new items until it is restarted."""
+        batches, intake = self._batches, self._intake
+        self._handoff.close()  # waiting items come back and are refused; runners leave
+        intake.drain_inbox()
+        batches.fail(self._queue.take_all(), error)
+        batches.fail(list(batches.running), error)
+        for task in (self._batcher, *self.workers):
+            if task is not None:
+                task.cancel()
+        self.wake.set()
+
     def _cancel_everything(self, batcher: asyncio.Task[None]) -> None:
         batches = self._batches
         for item in self._queue.take_all():
@@ -257,3 +298,16 @@ class Pipeline:
         batcher.cancel()
         for worker in self.workers:
             worker.cancel()
+
+
+async def _give_back_unusable(lease: Any, logger: logging.Logger) -> None:
+    """Release a lease the grinder cannot use, if it has a way to be released."""
+    release = getattr(lease, "release", None)
+    if not callable(release):
+        return
+    try:
+        outcome = release()
+        if asyncio.iscoroutine(outcome) or isinstance(outcome, asyncio.Future):
+            await outcome
+    except Exception:
+        logger.warning("grinder could not release a lease it cannot use", exc_info=True)

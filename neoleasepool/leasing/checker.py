@@ -38,12 +38,20 @@ class Checker:
         desired: Returns the sizing rule's target right now.
         interval: Longest time between two passes, in seconds.
         name: The task's name.
+        broke: Called on the loop when a pass fails (a bug): the task then
+            ends, and the manager breaks (nothing would revoke or serve).
     """
 
     def __init__(
-        self, pools: PoolSet, desired: Callable[[], int], interval: float, name: str
+        self,
+        pools: PoolSet,
+        desired: Callable[[], int],
+        interval: float,
+        name: str,
+        broke: Callable[[BaseException], None],
     ) -> None:
         self._pools = pools
+        self._broke = broke
         self._desired = desired
         self._interval = interval
         self._name = name
@@ -94,9 +102,9 @@ class Checker:
             wakeup.clear()
             try:
                 delay = self._check()
-            except Exception:
-                self._pools.logger.exception("manager check failed; retrying later")
-                delay = self._interval
+            except Exception as exc:
+                self._broke(exc)
+                return
             self._due = time.monotonic() + delay
             timer = loop.call_later(delay, wakeup.set)
             try:

@@ -100,7 +100,7 @@ class LeaseDesk:
             if pools.phase is not Phase.RUNNING:
                 pools.settle_locked(pool)
                 raise LeasePoolNotStartedError(
-                    "LeasedExecutorManager is not started (it is stopping)"
+                    f"LeasedExecutorManager is not started (it is {pools.phase.value})"
                 )
             if pool.broken:  # it broke on its way here: never lend it
                 pools.retire_locked(pool, terminate=True, cancel_futures=True)
@@ -207,18 +207,24 @@ class LeaseDesk:
         return future
 
     def _future_done(self, record: LeaseRecord, pool: Pool, future: Future[Any]) -> None:
-        """Done-callback of every submitted future; runs on any thread."""
-        if not future.cancelled():
-            exc = future.exception()
-            if exc is not None:
-                self._note_failure(pool, exc)
-        with record.lock:
-            record.pending.discard(future)
-            drained = record.state is LeaseState.DRAINING and not record.pending
+        """Done-callback of every submitted future; runs on any thread.
+
+        The future leaves ``pending`` even if checking its failure raises (a
+        bug): a lease waiting to drain must never wait for it.
+        """
+        try:
+            if not future.cancelled():
+                exc = future.exception()
+                if exc is not None:
+                    self._note_failure(pool, exc)
+        finally:
+            with record.lock:
+                record.pending.discard(future)
+                drained = record.state is LeaseState.DRAINING and not record.pending
+                if drained:
+                    record.state = LeaseState.SETTLING
             if drained:
-                record.state = LeaseState.SETTLING
-        if drained:
-            self._call_on_loop(self._finish_drain, record)
+                self._call_on_loop(self._finish_drain, record)
 
     def _note_failure(self, pool: Pool, exc: BaseException) -> None:
         """Have ``pool`` replaced if ``exc`` says it broke; any thread."""

@@ -167,7 +167,9 @@ class LeasedExecutorManager:
             self.desired_executor_count,
             options.check_interval,
             name=f"{options.name_prefix}-checker",
+            broke=self._broke,
         )
+        self._crash: BaseException | None = None  # why it broke, if it did
         self._pools.wake_checker_by = self._checker.wake_by
         self._stopped: asyncio.Future[None] | None = None
 
@@ -258,6 +260,8 @@ class LeasedExecutorManager:
         if phase is Phase.RUNNING:
             self._binding.require_owner("start", "the loop that started it")
             return
+        if phase is Phase.BROKEN:
+            raise self._broken_error("start")
         if phase is Phase.STOPPING:
             raise WrongLoopError("LeasedExecutorManager.start() called while it is stopping")
         loop = self._binding.bind()
@@ -275,6 +279,7 @@ class LeasedExecutorManager:
             self._binding.unbind()
             raise
         self._stopped = loop.create_future()
+        self._crash = None
         self._pools.set_phase(Phase.RUNNING)
         self._checker.start(loop)
         self._logger.info(
@@ -357,6 +362,8 @@ class LeasedExecutorManager:
             ValueError: If ``lease_seconds`` or ``timeout`` is invalid.
         """
         pools = self._pools
+        if pools.phase is Phase.BROKEN:
+            raise self._broken_error("acquire")
         if pools.phase is not Phase.RUNNING:
             raise LeasePoolNotStartedError(
                 f"LeasedExecutorManager is not started (it is {pools.phase.value}; "
@@ -379,6 +386,33 @@ class LeasedExecutorManager:
                 )
             pool = await pools.waiters.wait(loop, timeout, pools.settle_locked)
         return self._desk.grant(pool, owner, seconds)
+
+    def _broke(self, exc: BaseException) -> None:
+        """On the loop: a check pass failed (a bug), so nothing would revoke
+        overdue leases or serve waiters: fail the waiters and lend nothing
+        until the manager is stopped and started again.  Leases already
+        granted keep their pools until they are released."""
+        pools = self._pools
+        with pools.lock:
+            if pools.phase is not Phase.RUNNING:
+                return
+            pools.phase = Phase.BROKEN
+            self._crash = exc
+            waiting = len(pools.waiters)
+        self._logger.error(
+            "manager broken: its checker crashed; failing %s waiting acquire(s) and "
+            "refusing new ones until the manager is stopped and started again",
+            waiting, exc_info=exc,
+        )
+        pools.waiters.fail_all(self._broken_error("acquire"))
+
+    def _broken_error(self, method: str) -> LeasePoolNotStartedError:
+        error = LeasePoolNotStartedError(
+            f"LeasedExecutorManager is broken (its checker crashed: {self._crash!r}); "
+            f"stop() it before {method}() can work again"
+        )
+        error.__cause__ = self._crash
+        return error
 
     async def release(self, lease_id: str) -> None:
         """Release the lease with this id (see :meth:`ExecutorLease.release`).

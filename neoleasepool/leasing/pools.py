@@ -86,6 +86,9 @@ class Phase(enum.Enum):
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
+    #: A bug in its own machinery stopped the checker: it lends nothing
+    #: until it is stopped and started again.
+    BROKEN = "broken"
 
 
 class PoolSet:
@@ -134,6 +137,7 @@ class PoolSet:
         #: Asks the checker to run by a ``time.monotonic()`` value (loop only).
         self.wake_checker_by: Callable[[float], None] = lambda when: None
         self._pool_numbers = itertools.count(1)
+        self._create_failing = False  # the last pool creation failed (logged once)
 
     def __repr__(self) -> str:
         return (
@@ -199,6 +203,7 @@ class PoolSet:
         index = next(self._pool_numbers)
         spec = PoolSpec(index, self.workers_per_pool, f"{self.name_prefix}-{index}")
         pool = Pool(self.session.create(spec), index)
+        self._create_failing = False
         self.counts["pools_created"] += 1
         self.logger.debug("pool created pool=%s backend=%s", index, self.backend_name)
         return pool
@@ -260,10 +265,21 @@ class PoolSet:
     def serve_waiters_locked(self) -> None:
         """Give waiters idle or new pools while there are any to give."""
         while self.waiters.waiting_locked():
-            pool = self.take_locked()
+            try:
+                pool = self.take_locked()
+            except Exception as exc:  # the backend cannot build a pool now
+                self._creation_failed(exc)
+                self.waiters.fail_all_locked(exc)  # rather than wait for one forever
+                return
             if pool is None:
                 return
             self.waiters.hand_over_locked(pool)
+
+    def _creation_failed(self, exc: BaseException) -> None:
+        """Log a pool the backend could not build, once until one is built."""
+        if not self._create_failing:
+            self._create_failing = True
+            self.logger.warning("pool creation failed backend=%s", self.backend_name, exc_info=exc)
 
     def replace_broken(self, pool: Pool) -> None:
         """Swap a broken pool, leased or idle, for a fresh one.
@@ -312,7 +328,11 @@ class PoolSet:
         """
         self.serve_waiters_locked()
         while self.owned_locked() < self.target:
-            self.idle.append(self.create_locked())
+            try:
+                self.idle.append(self.create_locked())
+            except Exception as exc:  # built on a later pass, or on demand
+                self._creation_failed(exc)
+                break
         while self.idle and self.owned_locked() > self.target:
             retire_at = self.idle[0].idle_since + self.surplus_idle
             if retire_at > now:

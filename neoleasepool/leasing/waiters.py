@@ -63,9 +63,14 @@ class WaiterQueue:
         return False
 
     def fail_all(self, exc: BaseException) -> None:
-        """Wake every waiter with ``exc`` (the manager is stopping)."""
+        """Wake every waiter with ``exc`` (the manager is stopping or broke)."""
         with self._lock:
-            waiters, self._queue = self._queue, deque()
+            self.fail_all_locked(exc)
+
+    def fail_all_locked(self, exc: BaseException) -> None:
+        """:meth:`fail_all` with the manager lock held (on the loop: the
+        waiters wake once the loop runs their callbacks)."""
+        waiters, self._queue = self._queue, deque()
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(exc)

@@ -130,6 +130,9 @@ class BackgroundAsyncWorker(BackgroundWorker):
         self._mark_started()
         try:
             await self._serve()
+        except Exception as exc:
+            self._crashed(exc)
+            raise
         finally:
             self._loop_exited()
 

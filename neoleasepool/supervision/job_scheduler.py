@@ -42,7 +42,7 @@ from .._util.deadlines import deadline_from_wait, seconds_left
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..loops.aloop import CANCEL_GRACE_SECONDS, ALoop
 from ..types import Stats, WaitArg
-from .jobs import CANCELLED, FINISHED, PENDING, SCHEDULED, AsyncJob
+from .jobs import BROKEN, CANCELLED, FINISHED, PENDING, SCHEDULED, AsyncJob
 from .schedulers import LoopSpec
 
 if TYPE_CHECKING:
@@ -310,6 +310,24 @@ class AsyncJobScheduler:
             self._arm(job)
 
     def _arm(self, job: AsyncJob) -> None:
+        try:
+            self._arm_now(job)
+        except Exception as exc:
+            self._job_broke(job, exc)
+
+    def _job_broke(self, job: AsyncJob, exc: BaseException) -> None:
+        """On the loop: a job's timer failed (a bug): end it as ``broken``."""
+        self._disarm(job)
+        with self._lock:
+            if job.state in (PENDING, SCHEDULED):
+                job.last_error = type(exc).__name__
+                self._end_locked(job, BROKEN)
+        logger.error(
+            "async job timer failed, job ended scheduler=%s job=%s", self.id, job.name,
+            exc_info=exc,
+        )
+
+    def _arm_now(self, job: AsyncJob) -> None:
         with self._lock:
             if job.state != PENDING or self._state != RUNNING:
                 return
@@ -330,6 +348,12 @@ class AsyncJobScheduler:
 
     def _fire(self, job: AsyncJob) -> None:
         """A job's timer fired: start its run, and set the timer for the next."""
+        try:
+            self._fire_now(job)
+        except Exception as exc:
+            self._job_broke(job, exc)
+
+    def _fire_now(self, job: AsyncJob) -> None:
         job._handle = None
         if job.state != SCHEDULED:
             self._armed.pop(job.id, None)

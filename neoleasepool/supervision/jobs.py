@@ -48,6 +48,9 @@ MIN_INTERVAL = 0.001
 
 #: Job states: waiting for its scheduler's loop, on the timetable, or ended.
 PENDING, SCHEDULED, FINISHED, CANCELLED = "pending", "scheduled", "finished", "cancelled"
+#: A job whose timer failed (a bug in the scheduler, not in the job's
+#: target): it ends, logged, and the scheduler goes on with the others.
+BROKEN = "broken"
 
 
 class JobOwner(Protocol):

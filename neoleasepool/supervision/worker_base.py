@@ -111,6 +111,8 @@ class BackgroundWorker:
         self._ready: threading.Event | None = None
         self.runs = 0
         self.errors = 0
+        #: What crashed the worker's own loop (a bug, not its target), if anything.
+        self.crash: BaseException | None = None
 
     def __repr__(self) -> str:
         state = "active" if self._active else ("stopping" if self._started.is_set() else "stopped")
@@ -163,9 +165,12 @@ class BackgroundWorker:
         return self._stopped.is_set()
 
     def stats(self) -> Stats:
-        """A JSON-serialisable snapshot of the worker."""
+        """A JSON-serialisable snapshot of the worker; ``state`` is
+        ``running``, ``stopped``, or ``broken`` once its own loop crashed."""
+        state = "running" if self._active else ("broken" if self.crash else "stopped")
         return {
             "name": self.name,
+            "state": state,
             "kind": type(self).__name__,
             "active": self._active,
             "started": self._started.is_set(),
@@ -223,6 +228,7 @@ class BackgroundWorker:
         self._target_kwargs = target_kwargs
         self._started.clear()
         self._stopped.clear()
+        self.crash = None
         self._active = True
         try:
             self._start()
@@ -272,7 +278,9 @@ class BackgroundWorker:
             ready.set()
         if wait:
             ready.wait()
-        if future.done() and not future.cancelled() and future.exception() is not None:
+        # A loop that started and then crashed is reported by stats(), not here.
+        failed = future.done() and not future.cancelled() and future.exception() is not None
+        if failed and self.crash is None:
             raise RuntimeError(f"worker {self.name!r} failed to start") from future.exception()
 
     def loop(self) -> None:
@@ -281,6 +289,9 @@ class BackgroundWorker:
         try:
             while self._active and self._call_sync(self._target_kwargs):
                 pass
+        except Exception as exc:
+            self._crashed(exc)
+            raise
         finally:
             self._loop_exited()
 
@@ -312,6 +323,12 @@ class BackgroundWorker:
         ready = self._ready
         if ready is not None:
             ready.set()
+
+    def _crashed(self, exc: BaseException) -> None:
+        """The worker's own loop raised (a bug in our code, not the
+        target's error): it stops, visibly (``stats()["state"]``)."""
+        self.crash = exc
+        logger.error("worker loop crashed, stopping name=%s", self.name, exc_info=exc)
 
     def _loop_exited(self) -> None:
         # The loop ended by itself (False, an error, cancellation) or by stop().
