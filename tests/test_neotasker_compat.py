@@ -232,6 +232,68 @@ def _bad_pool_sizes(sup: TaskSupervisor) -> None:
             sup.set_thread_pool(**kwargs)  # type: ignore[arg-type]
 
 
+@row("stop_aloop(name) with workers or job schedulers on it")
+def _stop_aloop_with_schedulers(sup: TaskSupervisor) -> None:
+    sup.create_aloop("nt-busy")
+    ticks = threading.Event()
+
+    class Ticker(BackgroundIntervalWorker):
+        async def run(self, **kwargs: Any) -> None:
+            ticks.set()
+
+    worker = Ticker(name="nt-ticker", supervisor=sup, interval=0.01, loop="nt-busy")
+    worker.start()
+    scheduler = sup.create_async_job_scheduler("nt-busy-jobs", aloop="nt-busy")
+
+    async def job() -> None:
+        pass
+
+    sup.create_async_job(scheduler="nt-busy-jobs", target=job, interval=0.01)
+    assert ticks.wait(10)
+    elsewhere = Ticker(name="nt-elsewhere", supervisor=sup, interval=0.01)
+    elsewhere.start()
+    stopped = threading.Event()
+
+    def stop() -> None:
+        assert sup.stop_aloop("nt-busy", wait=True) is True
+        stopped.set()
+
+    threading.Thread(target=stop, daemon=True).start()
+    assert stopped.wait(30), "stop_aloop() hung on the schedulers of its aloop"
+    assert not worker.is_active() and worker.stats()["state"] == "stopped"
+    assert scheduler.stats()["state"] == "stopped"
+    assert elsewhere.is_active()  # only the stopped aloop's schedulers stop
+    aloop = sup.get_aloop("nt-busy")
+    assert aloop is not None and not aloop.active
+    elsewhere.stop()
+
+
+@row("a worker's own loop failing (a bug, not its target)")
+def _worker_loop_failing(sup: TaskSupervisor) -> None:
+    runs = Runs()
+    worker = BackgroundWorker("nt-crashing", runs, supervisor=sup)
+    calls = 0
+    original = worker._call_sync
+
+    def failing_after_one(*args: Any) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("a bug in the worker's loop")
+        return original(*args)
+
+    worker._call_sync = failing_after_one  # type: ignore[method-assign]
+    worker.start()
+    runs.wait_for(1)
+    wait_until(lambda: not worker.is_active())
+    assert worker.stats()["state"] == "broken"
+    del worker._call_sync
+    worker.start()  # starts again
+    runs.wait_for(2)
+    assert worker.stats()["state"] == "running"
+    worker.stop()
+
+
 @row("a taken or unknown name")
 def _names(sup: TaskSupervisor) -> None:
     sup.create_aloop("nt-taken")

@@ -131,8 +131,7 @@ class BackgroundAsyncWorker(BackgroundWorker):
         try:
             await self._serve()
         except Exception as exc:
-            self._crashed(exc)
-            raise
+            self._crashed(exc)  # logged there, once; the loop ends normally
         finally:
             self._loop_exited()
 

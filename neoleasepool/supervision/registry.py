@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .._util.deadlines import remaining
+from .._util.deadlines import deadline_from_wait, remaining
 from ..loops.aloop import ALoop
 from ..types import Stats, WaitArg
 from .aloops import ALoopHost
@@ -43,6 +43,7 @@ class Registration:
     name: str
     is_async: bool
     future: concurrent.futures.Future[object] | None = None
+    aloop: ALoop | None = None  # the aloop its loop() runs on, if one does
 
 
 class SchedulerRegistry:
@@ -116,6 +117,7 @@ class SchedulerRegistry:
         cancel_tasks: bool = False,
         *,
         owned_only: bool = False,
+        on_aloop: ALoop | None = None,
     ) -> None:
         """Call every scheduler's ``stop(wait=...)``, newest first.
 
@@ -128,13 +130,16 @@ class SchedulerRegistry:
         With ``owned_only`` only the schedulers that declare
         ``stopped_with_supervisor`` (the supervised lease managers and
         grinders, whose pools and tasks the supervisor must not leave
-        behind) are stopped.
+        behind) are stopped; with ``on_aloop`` only those whose loop runs
+        on that aloop.
         """
         with self._lock:
             entries = list(reversed(self._entries.values()))
         for entry in entries:
             scheduler = entry.scheduler
             if owned_only and not stopped_with_supervisor(scheduler):
+                continue
+            if on_aloop is not None and entry.aloop is not on_aloop:
                 continue
             scheduler_wait = wait if isinstance(wait, bool) else remaining(deadline)
             try:
@@ -244,11 +249,32 @@ class SchedulerHost(ALoopHost):
             else:
                 assert aloop is not None
                 future = aloop.submit(scheduler.loop)
+                entry.aloop = aloop
         except BaseException:
             self._schedulers.remove(scheduler)
             raise
         self._schedulers.watch(entry, future)
         return future
+
+    def stop_aloop(self, name: str, wait: WaitArg = True, cancel_tasks: bool = False) -> bool:
+        """Stop the aloop called ``name``, and first the schedulers on it.
+
+        A scheduler's ``loop()`` on that aloop (a worker's, a job
+        scheduler's) would otherwise keep the aloop's drain waiting forever:
+        each is stopped as the supervisor's stop would, newest first, within
+        ``wait``.
+
+        Returns:
+            ``True``, as neotasker's ``stop_aloop``.
+
+        Raises:
+            ValueError: If there is no such aloop.
+        """
+        aloop = self._named_aloop(name)
+        deadline = deadline_from_wait(wait)
+        self._schedulers.stop_all(wait, deadline, cancel_tasks, on_aloop=aloop)
+        aloop_wait = wait if isinstance(wait, bool) else remaining(deadline)
+        return super().stop_aloop(name, wait=aloop_wait, cancel_tasks=cancel_tasks)
 
     #: neotasker's name for :meth:`register_scheduler`.
     register_async_scheduler = register_scheduler

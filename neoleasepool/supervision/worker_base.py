@@ -278,9 +278,7 @@ class BackgroundWorker:
             ready.set()
         if wait:
             ready.wait()
-        # A loop that started and then crashed is reported by stats(), not here.
-        failed = future.done() and not future.cancelled() and future.exception() is not None
-        if failed and self.crash is None:
+        if future.done() and not future.cancelled() and future.exception() is not None:
             raise RuntimeError(f"worker {self.name!r} failed to start") from future.exception()
 
     def loop(self) -> None:
@@ -290,8 +288,7 @@ class BackgroundWorker:
             while self._active and self._call_sync(self._target_kwargs):
                 pass
         except Exception as exc:
-            self._crashed(exc)
-            raise
+            self._crashed(exc)  # logged there, once; the loop ends normally
         finally:
             self._loop_exited()
 
