@@ -405,3 +405,22 @@ def test_spawn_ajob_is_the_global_create_async_job() -> None:
     from neoleasepool.supervisor import spawn_ajob
 
     assert spawn_ajob == task_supervisor.create_async_job
+
+
+def test_a_job_of_n_runs_finishes_when_its_last_run_ends_not_when_it_starts(
+    sup: TaskSupervisor,
+) -> None:
+    sup.create_async_job_scheduler("default", default=True)
+    started, release, ended = threading.Event(), threading.Event(), threading.Event()
+
+    async def last() -> None:
+        started.set()
+        await asyncio.to_thread(release.wait, 10)
+        ended.set()
+
+    job = sup.create_async_job(target=last, interval=0.01, number=1)
+    assert started.wait(10)
+    assert job.active and job.state == "scheduled"  # its run is still going
+    release.set()
+    wait_until(lambda: not job.active)
+    assert ended.is_set() and job.state == "finished"

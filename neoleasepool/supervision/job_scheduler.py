@@ -365,10 +365,8 @@ class AsyncJobScheduler:
         else:
             job.skipped += 1
             more = True
-        if not more:
-            with self._lock:
-                if job.state == SCHEDULED:
-                    self._end_locked(job, FINISHED)
+        if not more:  # it finishes when its last run ends (see _start_run)
+            job.exhausted = True
             self._armed.pop(job.id, None)
             return
         job._handle = loop.call_at(job.next_due(loop.time()), self._fire, job)
@@ -381,6 +379,10 @@ class AsyncJobScheduler:
             # A done-callback runs even for a task cancelled before it began.
             self._tasks.discard(done)
             job.running -= 1
+            if job.exhausted and not job.running:
+                with self._lock:
+                    if job.state == SCHEDULED:
+                        self._end_locked(job, FINISHED)
 
         task.add_done_callback(_ended)
 

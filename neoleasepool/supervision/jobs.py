@@ -123,6 +123,8 @@ class AsyncJob:
         self.last_run: float | None = None
         self.last_error: str | None = None
         self._left = self.number
+        #: Its last run has started: it finishes once no run of it is left.
+        self.exhausted = False
         self._due: float | None = None
         self._handle: asyncio.TimerHandle | None = None
 
@@ -134,7 +136,8 @@ class AsyncJob:
 
     @property
     def active(self) -> bool:
-        """Whether the job will run again (not cancelled, not finished)."""
+        """Whether the job will run again or still runs (not cancelled, not
+        finished: a job of ``number`` runs finishes when its last run ends)."""
         return self.state in (PENDING, SCHEDULED)
 
     def cancel(self) -> bool:
