@@ -150,13 +150,13 @@ class Batches:
     def start(self, lease: LeaseView, load: Load, items: list[Item], until: float) -> Batch:
         """Hand ``items`` to ``lease`` in chunks (loop); the batch."""
         batch = Batch(lease, load, self.open)
-        size = self.planner.chunk_size(len(items), self.workers)
-        for start in range(0, len(items), size):
+        chunks = _cut(items, self.planner.chunk_size(len(items), self.workers))
+        for index, chunk in enumerate(chunks):
             try:
-                self.send(batch, items[start : start + size])
+                self.send(batch, chunk)
             except Exception as exc:
                 batch.refused = True
-                self.refused(items[start:], exc)
+                self.refused([item for rest in chunks[index:] for item in rest], exc)
                 break
         else:
             if self._wants_runners(items):
@@ -182,6 +182,11 @@ class Batches:
         future.add_done_callback(
             lambda f, chunk=chunk: self._guarded(self._chunk_finished, f, chunk, batch)
         )
+
+    def _timed(self, chunk: list[Item]) -> bool:
+        """Whether a chunk's duration tells the planner about item durations
+        (a map chunk's is a whole chunk's, not one item's)."""
+        return not chunk[0].solo
 
     def _wants_runners(self, items: list[Item]) -> bool:
         """Whether a batch should also serve the hand-off: on an in-process
@@ -266,7 +271,7 @@ class Batches:
             for item in chunk:
                 if type(item) is ThreadItem and item.outcome is not None:
                     item.resolve(item.outcome)
-        timing = None if seconds is None else (len(chunk), seconds)
+        timing = None if seconds is None or not self._timed(chunk) else (len(chunk), seconds)
         self._post((future, chunk, batch, failure, timing, unsent))
 
     def _post(self, finished: Finished) -> None:
@@ -355,6 +360,15 @@ class Batches:
         self.queue.put_back(back)
         if back:
             self.wake()
+
+
+def _cut(items: list[Item], size: int) -> list[list[Item]]:
+    """``items`` in chunks of ``size``; solo items (map chunks) each alone."""
+    if not any(item.solo for item in items):
+        return [items[start : start + size] for start in range(0, len(items), size)]
+    solo = [[item] for item in items if item.solo]
+    rest = [item for item in items if not item.solo]
+    return solo + [rest[start : start + size] for start in range(0, len(rest), size)]
 
 
 def _pool_lost(batch: Batch, failure: BaseException) -> BaseException:

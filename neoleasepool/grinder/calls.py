@@ -17,7 +17,15 @@ from typing import Any
 
 from .items import Item, Outcome
 
-__all__ = ["Call", "call_captured", "run_calls", "run_calls_pickled", "run_items"]
+__all__ = [
+    "Call",
+    "MapResults",
+    "call_captured",
+    "run_calls",
+    "run_calls_pickled",
+    "run_items",
+    "run_map_chunk",
+]
 
 #: One call as it travels to a worker.
 Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
@@ -79,6 +87,66 @@ def run_calls_pickled(calls: Sequence[Call]) -> tuple[bytes, float]:
         return pickle.dumps(outcomes), seconds
     except Exception:
         return pickle.dumps([_picklable(outcome) for outcome in outcomes]), seconds
+
+
+#: What a map chunk gives back: each input's result in order (``None`` where
+#: it failed), the failures by position (``None`` when there were none), and
+#: the seconds the calls took.
+MapResults = tuple[list[Any], "dict[int, BaseException] | None", float]
+
+
+def run_map_chunk(
+    fn: Callable[..., Any], inputs: Sequence[Any], star: bool, pickled: bool
+) -> MapResults | tuple[bytes, float]:
+    """Run ``fn`` over one chunk of a ``map`` on a worker.
+
+    Args:
+        fn: The user's function.
+        inputs: One argument per call, or (``star``) a tuple of arguments.
+        star: Whether each input is a tuple of arguments.
+        pickled: Return the results pickled here (process-like backends),
+            so that one result that cannot travel fails only its own input.
+
+    Returns:
+        :data:`MapResults`, or (``pickled``) ``(pickle of results and
+        failures, seconds)``.
+    """
+    start = time.perf_counter()
+    results: list[Any] = []
+    append = results.append
+    failures: dict[int, BaseException] | None = None
+    for index, value in enumerate(inputs):
+        try:
+            append(fn(*value) if star else fn(value))
+        except BaseException as exc:  # that input's error, as call_captured does
+            append(None)
+            if failures is None:
+                failures = {}
+            failures[index] = exc
+    seconds = time.perf_counter() - start
+    if not pickled:
+        return results, failures, seconds
+    try:
+        return pickle.dumps((results, failures)), seconds
+    except Exception:
+        return pickle.dumps(_picklable_results(results, failures)), seconds
+
+
+def _picklable_results(
+    results: list[Any], failures: dict[int, BaseException] | None
+) -> tuple[list[Any], dict[int, BaseException]]:
+    """Results and failures with what cannot be pickled turned into errors."""
+    kept: dict[int, BaseException] = {}
+    for index, exc in (failures or {}).items():
+        ok, value = _picklable((False, exc))
+        kept[index] = value
+    for index, result in enumerate(results):
+        if index not in kept:
+            ok, value = _picklable((True, result))
+            if not ok:
+                results[index] = None
+                kept[index] = value
+    return results, kept
 
 
 def _picklable(outcome: Outcome) -> Outcome:

@@ -26,7 +26,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, TypeVar
 
 from .._util.loops import LoopBinding
@@ -38,8 +38,10 @@ from .chunking import ChunkPlanner
 from .chunks import chunk_kind_for
 from .contracts import GrinderManager, ManagerFacts
 from .intake import Intake
-from .items import ENDED, AsyncItem, ThreadItem
+from .items import ENDED, AsyncItem, MapChunkItem, ThreadItem
+from .mapping import MapRun, map_results
 from .pipeline import Pipeline
+from .progress import progress_bar
 from .queue import ItemQueue
 
 __all__ = ["WorkGrinder"]
@@ -123,6 +125,8 @@ class WorkGrinder:
         self._crash_where = ""
         self._batch_numbers = itertools.count(1)
         self._earlier_handoffs: dict[str, int] = {"lane_accepted": 0, "items_direct": 0}
+        self._maps: set[MapRun] = set()  # map() runs not yet seen closed
+        self._map_done = 0  # inputs done by closed map() runs
 
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else ("started" if self._started else "idle")
@@ -323,8 +327,40 @@ class WorkGrinder:
         return self._enqueue(fn, args, kwargs, "enqueue")
 
     def _enqueue(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], method: str
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        method: str,
+        kind: type[AsyncItem] = AsyncItem,
     ) -> AsyncItem:
+        loop = self._require_open(method)
+        if not callable(fn):
+            raise TypeError(f"WorkGrinder.{method}() needs a callable, got {fn!r}")
+        item = kind(self._intake, fn, args, kwargs, loop)
+        self._intake.count("submitted")
+        try:
+            if item.solo:  # a map chunk: batch it now, whatever the threshold says
+                self._queue.hurry()
+                self._wake()
+            self._intake.accept(item)
+        except Exception as exc:  # a bug: break the run, end the item, say why
+            self._broke("queueing an item", exc)
+            error = self._crashed_error()
+            if not item.done():
+                item.state = ENDED
+                item.resolve((False, error))
+                item.exception()  # the caller gets the error raised, not the future
+            raise error from exc
+        return item
+
+    def _require_open(self, method: str) -> asyncio.AbstractEventLoop:
+        """The grinder's loop, if ``method`` may queue work now (on that loop).
+
+        Raises:
+            LeasePoolNotStartedError: If not started, stopping or broken.
+            WrongLoopError: If called from another loop or thread.
+        """
         loop = self._binding.loop
         if loop is None or not self._binding.on_loop_thread():
             if loop is None:
@@ -339,22 +375,8 @@ class WorkGrinder:
             )
         if self._crash is not None:
             raise self._crashed_error()
-        if not callable(fn):
-            raise TypeError(f"WorkGrinder.{method}() needs a callable, got {fn!r}")
         assert loop is not None
-        item = AsyncItem(self._intake, fn, args, kwargs, loop)
-        self._intake.count("submitted")
-        try:
-            self._intake.accept(item)
-        except Exception as exc:  # a bug: break the run, end the item, say why
-            self._broke("queueing an item", exc)
-            error = self._crashed_error()
-            if not item.done():
-                item.state = ENDED
-                item.resolve((False, error))
-                item.exception()  # the caller gets the error raised, not the future
-            raise error from exc
-        return item
+        return loop
 
     def submit_from_thread(
         self, fn: Callable[..., T], /, *args: Any, owner: str | None = None, **kwargs: Any
@@ -391,6 +413,108 @@ class WorkGrinder:
                 "WorkGrinder.submit_from_thread(): the grinder's loop is closed"
             ) from None
         return item
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *iterables: Iterable[Any] | AsyncIterable[Any],
+        chunk_size: int | None = None,
+        ordered: bool = True,
+        return_exceptions: bool = False,
+        window: int | None = None,
+        progress: bool = False,
+    ) -> AsyncIterator[Any]:
+        """``fn`` over the inputs, as ``Executor.map`` does: an async iterator
+        of results, in input order unless ``ordered=False``.
+
+        The inputs (iterables or async iterables, zipped; pulled lazily on
+        the grinder's loop) travel in chunks, each one executor call, sized
+        from measured item cost unless ``chunk_size`` is given; at most
+        ``window`` chunks are out at once, so memory stays bounded whatever
+        the input's length. An input's error is raised at its position,
+        which ends the stream (with ``return_exceptions=True`` it is given
+        in its place instead). Leaving the ``async for`` early, an error, or
+        cancelling the consumer cancels every chunk still out (queued ones
+        never run). ``progress=True`` draws a bar on ``sys.stderr`` when it
+        is a terminal. Each chunk counts as one item in ``stats()``' item
+        counts; ``map_*`` keys count the inputs.
+
+        Raises:
+            LeasePoolNotStartedError: If the grinder is not started or stopping.
+            WrongLoopError: If called from another loop or thread.
+            TypeError: If ``fn`` is not callable or an input is not iterable.
+            ValueError: If ``chunk_size`` or ``window`` is not a positive integer.
+        """
+        run = self.open_map(
+            fn, *iterables, chunk_size=chunk_size, ordered=ordered, window=window
+        )
+        bar = progress_bar(progress, map_length(iterables))
+        return map_results(run, bool(return_exceptions), bar)
+
+    def open_map(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *iterables: Iterable[Any] | AsyncIterable[Any],
+        chunk_size: int | None = None,
+        ordered: bool = True,
+        window: int | None = None,
+    ) -> MapRun:
+        """The run behind :meth:`map`, read chunk by chunk with
+        ``await run.next_chunk()`` (a list of ``(ok, value)`` outcomes, or
+        ``None`` at the end) and ended with ``await run.close()``: what the
+        blocking facade iterates, one loop hop per chunk.
+
+        Raises:
+            See :meth:`map`.
+        """
+        loop = self._require_open("map")
+        if not callable(fn):
+            raise TypeError(f"WorkGrinder.map() needs a callable, got {fn!r}")
+        if not iterables:
+            raise TypeError("WorkGrinder.map() needs at least one iterable of inputs")
+        for inputs in iterables:
+            if not isinstance(inputs, (Iterable, AsyncIterable)):
+                raise TypeError(f"WorkGrinder.map() inputs must be iterable, got {inputs!r}")
+        size = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+        if window is None:
+            window = 2 * self._workers_hint() + 2
+        window = check_positive_int("window", window)
+        assert self._batches is not None and loop is not None
+        run = MapRun(
+            self._submit_chunk, fn, iterables, chunk_size=size, ordered=bool(ordered),
+            window=window, pickled=not self._batches.kind.in_process,
+        )
+        self._maps.add(run)
+        return run
+
+    def _submit_chunk(self, call: Callable[..., Any], args: tuple[Any, ...]) -> MapChunkItem:
+        item = self._enqueue(call, args, {}, "map", MapChunkItem)
+        assert isinstance(item, MapChunkItem)
+        return item
+
+    def _workers_hint(self) -> int:
+        """Workers the manager may lend in all (pools times workers), for
+        the default ``map`` window."""
+        pools = getattr(self._manager, "max_pools", 1)
+        pools = pools if isinstance(pools, int) and pools > 0 else 1
+        assert self._batches is not None
+        return pools * self._batches.workers
+
+    def _map_stats(self) -> Stats:
+        """Inputs of every ``map`` so far: done, in flight, and the rate of
+        those running now."""
+        for run in [r for r in self._maps if r.closed]:
+            self._maps.discard(run)
+            self._map_done += run.done
+        running = list(self._maps)
+        return {
+            "map_runs": len(running),
+            "map_items_done": self._map_done + sum(r.done for r in running),
+            "map_items_in_flight": sum(r.in_flight for r in running),
+            "map_items_per_second": sum(r.stats()["per_second"] for r in running),
+        }
 
     def _wake(self) -> None:
         if self._pipeline is not None:
@@ -448,6 +572,7 @@ class WorkGrinder:
             "chunking": "auto" if self._planner.fixed is None else self._planner.fixed,
             "avg_item_seconds": self._planner.avg_item_seconds,
             **handoff,
+            **self._map_stats(),
         }
 
     async def astats(self) -> Stats:
@@ -480,3 +605,11 @@ class WorkGrinder:
 
         loop.call_soon_threadsafe(_snapshot)
         return answer.result(timeout)
+
+
+def map_length(iterables: tuple[Any, ...]) -> int | None:
+    """How many inputs a ``map`` has, if every iterable can say (else ``None``)."""
+    try:
+        return min(len(inputs) for inputs in iterables)
+    except TypeError:
+        return None

@@ -50,6 +50,7 @@ __all__ = [
     "AsyncItem",
     "Item",
     "ItemSink",
+    "MapChunkItem",
     "Outcome",
     "ThreadItem",
     "forget_call",
@@ -131,6 +132,8 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
     """
 
     __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "requeued", "sink", "state")
+    #: Travels alone in its own executor call, untimed (see MapChunkItem).
+    solo = False
 
     def __init__(
         self,
@@ -171,6 +174,15 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
         self.sink.item_ended("completed" if ok else "failed")
 
 
+class MapChunkItem(AsyncItem):
+    """One chunk of a ``map`` (``mapping.py``), carried as a single item: it
+    always travels alone in its own executor call, and its duration (a whole
+    chunk's) does not count as one item's for the chunk planner."""
+
+    __slots__ = ()
+    solo = True
+
+
 class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     """An item submitted from another thread; a standard concurrent future.
 
@@ -186,6 +198,7 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         "args", "cancel_seen", "enqueued_at", "fn", "handed_at", "kwargs", "origin", "outcome",
         "requeued", "sink", "state",
     )
+    solo = False
 
     def __init__(
         self,

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from .._util.deadlines import deadline_from_wait, seconds_left
 from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
-from ..grinder.facade import WorkGrinder
+from ..grinder.facade import WorkGrinder, map_length
+from ..grinder.mapping import MapRun
+from ..grinder.progress import ProgressBar, progress_bar
 from ..types import Stats, WaitArg
 from .base import FacadeBase, wait_result
 from .manager import SupervisedLeaseManager
@@ -94,6 +98,67 @@ class SupervisedWorkGrinder(FacadeBase):
             )
         return self.grinder.submit_from_thread(fn, *args, owner=owner, **kwargs)
 
+    def map(
+        self,
+        fn: Callable[..., Any],
+        /,
+        *iterables: Iterable[Any] | AsyncIterable[Any],
+        chunk_size: int | None = None,
+        ordered: bool = True,
+        return_exceptions: bool = False,
+        window: int | None = None,
+        progress: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[Any]:
+        """:meth:`WorkGrinder.map` as a plain iterator, for synchronous code.
+
+        Results arrive a chunk per hop to the grinder's loop. Closing the
+        iterator (``break`` out of the ``for``, or ``close()``) cancels what
+        is still queued or running. The inputs are pulled on the grinder's
+        loop thread, as they are needed.
+
+        Args:
+            timeout: As ``Executor.map``: ``TimeoutError`` when a result is
+                not there ``timeout`` seconds after this call (the rest is
+                then cancelled).
+
+        Raises:
+            WrongLoopError: If called on the grinder's aloop thread.
+            See :meth:`WorkGrinder.map` for the rest.
+        """
+        self._blocking("map")
+        seconds = check_optional_timeout("timeout", timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        run = self.aloop.call(
+            _open_map, self.grinder, fn, iterables, chunk_size, ordered, window
+        )
+        bar = progress_bar(progress, map_length(iterables))
+        return self._results(run, bool(return_exceptions), bar, deadline)
+
+    def _results(
+        self, run: MapRun, return_exceptions: bool, bar: ProgressBar | None,
+        deadline: float | None,
+    ) -> Iterator[Any]:
+        try:
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                outcomes = self.aloop.run_coroutine_threadsafe(run.next_chunk(), left)
+                if outcomes is None:
+                    return
+                if bar is not None:
+                    bar(len(outcomes))
+                for ok, value in outcomes:
+                    if ok or return_exceptions:
+                        yield value
+                    else:
+                        raise value
+        finally:
+            if self.aloop.active and not self.aloop.in_loop_thread():
+                with contextlib.suppress(LeasePoolNotStartedError):
+                    self.aloop.run_coroutine_threadsafe(run.close())
+            if bar is not None:
+                bar.finish()
+
     async def asubmit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Await ``fn(*args, **kwargs)`` through the grinder, from any loop."""
         if self.aloop.in_loop_thread():
@@ -141,3 +206,14 @@ class SupervisedWorkGrinder(FacadeBase):
             logger.warning("grinder %s: drain timed out; cancelling the rest", self.name)
             self.aloop.call(self.grinder.stop, cancel_pending=True)
             stopping.result()
+
+
+async def _open_map(
+    grinder: WorkGrinder,
+    fn: Callable[..., Any],
+    iterables: tuple[Any, ...],
+    chunk_size: int | None,
+    ordered: bool,
+    window: int | None,
+) -> MapRun:
+    return grinder.open_map(fn, *iterables, chunk_size=chunk_size, ordered=ordered, window=window)

@@ -1,0 +1,355 @@
+"""``map``: many inputs through the grinder as chunks, streamed back in bounded memory.
+
+A :class:`MapRun` cuts its inputs into chunks. Each chunk is one grinder
+item (a :class:`~.items.MapChunkItem`) whose call runs the user's function
+over the whole chunk on a worker (:func:`~.calls.run_map_chunk`) and brings
+back every result at once, so an input costs the parent a few list
+operations, not a future. The chunks take the grinder's usual way: the
+queue, batches, several leases at once, stop and fault handling.
+
+* **Chunk sizes** adapt (:class:`ChunkSizer`): the first chunk holds one
+  input, so the first result comes back at once; then each chunk aims at
+  ``TARGET_SECONDS`` of work as measured on the workers, so tiny inputs
+  travel in large chunks and slow ones one by one. ``chunk_size=`` fixes it.
+* **Backpressure**: a *feeder* task pulls inputs lazily (from an iterable or
+  an async iterable) and keeps at most ``window`` chunks out, counting those
+  finished but not yet read by the consumer. A million-input generator is
+  never in memory at once.
+* **Order**: results come in input order, or (``ordered=False``) chunk by
+  chunk as chunks finish. An error of the input iterable itself is raised at
+  its position, after the results of the inputs before it.
+* **Closing** (the consumer leaves early, is cancelled, or an error ends the
+  stream) cancels the feeder and every chunk still out: a queued chunk never
+  runs, and its leases go back as usual.
+
+Everything here runs on the grinder's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import pickle
+import time
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from ..types import Stats
+from .calls import run_map_chunk
+from .items import MapChunkItem, Outcome
+from .progress import ProgressBar
+
+__all__ = ["TARGET_SECONDS", "ChunkSizer", "MapRun", "map_results"]
+
+#: Work per chunk the automatic sizer aims for, in seconds: long enough to
+#: make a chunk's trip (a pickled round trip to a process, a loop turn)
+#: a small part of it, short enough to keep results flowing.
+TARGET_SECONDS = 0.01
+
+#: Largest automatic chunk (bounds the results held while waiting for order).
+MAX_CHUNK = 16384
+
+#: Most a chunk grows from one measurement to the next.
+GROWTH = 4
+
+#: Submits one chunk's call as a grinder item (loop); raises if it cannot.
+SubmitChunk = Callable[[Callable[..., Any], tuple[Any, ...]], MapChunkItem]
+
+
+class ChunkSizer:
+    """Chunk sizes for one ``map``: fixed, or grown from measurements.
+
+    Args:
+        fixed: A fixed size, or ``None`` to adapt.
+    """
+
+    __slots__ = ("_fixed", "_per_input", "_size")
+
+    def __init__(self, fixed: int | None) -> None:
+        self._fixed = fixed
+        self._size = 1
+        self._per_input: float | None = None
+
+    @property
+    def size(self) -> int:
+        """The size of the next chunk."""
+        return self._fixed or self._size
+
+    def observe(self, inputs: int, seconds: float) -> None:
+        """A chunk of ``inputs`` took ``seconds`` on its worker."""
+        if self._fixed or inputs <= 0:
+            return
+        per_input = max(seconds, 1e-9) / inputs
+        self._per_input = (
+            per_input if self._per_input is None else 0.5 * self._per_input + 0.5 * per_input
+        )
+        wanted = int(TARGET_SECONDS / self._per_input)
+        self._size = max(1, min(wanted, self._size * GROWTH, MAX_CHUNK))
+
+
+class _Chunk:
+    """One chunk out: its position, how many inputs, its item, and (once
+    it has ended) its outcomes."""
+
+    __slots__ = ("count", "index", "item", "outcomes")
+
+    def __init__(self, index: int, count: int, item: MapChunkItem) -> None:
+        self.index = index
+        self.count = count
+        self.item = item
+        self.outcomes: list[Outcome] | None = None
+
+
+class MapRun:
+    """One ``map``: its feeder, its chunks out, and its counts (loop only).
+
+    Args:
+        submit: Queues a chunk's call as a grinder item.
+        fn: The user's function.
+        iterables: The inputs, zipped as ``map`` does (sync or async).
+        chunk_size: A fixed chunk size, or ``None`` to adapt.
+        ordered: Results in input order (else as chunks finish).
+        window: Most chunks out at once (finished ones not yet read count).
+        pickled: Results travel pickled (process-like backends).
+    """
+
+    def __init__(
+        self,
+        submit: SubmitChunk,
+        fn: Callable[..., Any],
+        iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...],
+        *,
+        chunk_size: int | None,
+        ordered: bool,
+        window: int,
+        pickled: bool,
+    ) -> None:
+        self._submit = submit
+        self._fn = fn
+        self._star = len(iterables) > 1
+        self._inputs = _inputs(iterables)
+        self._sizer = ChunkSizer(chunk_size)
+        self._ordered = ordered
+        self._window = window
+        self._pickled = pickled
+        self._out: deque[_Chunk] = deque()  # in input order, not yet read
+        self._finished: deque[_Chunk] = deque()  # unordered: finished, not yet read
+        self._changed = asyncio.Event()  # a chunk ended, or the feeder did
+        self._room = asyncio.Event()  # the consumer read a chunk
+        self._fed = False  # the feeder has ended
+        self._input_error: BaseException | None = None
+        self._closed = False
+        self.started_at = time.monotonic()
+        self.done = 0  # inputs whose results were read
+        self.in_flight = 0  # inputs in chunks out
+        self._feeder = asyncio.get_running_loop().create_task(self._feed())
+
+    def __repr__(self) -> str:
+        return f"<MapRun done={self.done} in_flight={self.in_flight} chunk={self._sizer.size}>"
+
+    # ------------------------------------------------------------- feeding
+
+    async def _feed(self) -> None:
+        """Pull inputs and send chunks while the window has room."""
+        index = 0
+        try:
+            while True:
+                while len(self._out) + len(self._finished) >= self._window:
+                    self._room.clear()
+                    await self._room.wait()
+                size = self._sizer.size
+                inputs, error = await self._inputs.take(size)
+                if inputs:
+                    self._send(index, inputs)
+                    index += 1
+                if error is not None:
+                    self._input_error = error
+                    return
+                if len(inputs) < size:
+                    return
+        except Exception as exc:  # the grinder refused the chunk (stopping, broken)
+            self._input_error = exc
+        finally:
+            self._fed = True
+            self._changed.set()
+
+    def _send(self, index: int, inputs: list[Any]) -> None:
+        item = self._submit(run_map_chunk, (self._fn, inputs, self._star, self._pickled))
+        chunk = _Chunk(index, len(inputs), item)
+        self._out.append(chunk)
+        self.in_flight += chunk.count
+        item.add_done_callback(functools.partial(self._ended, chunk))
+
+    def _ended(self, chunk: _Chunk, _: object) -> None:
+        """A chunk's item ended: decode its outcomes, learn its timing."""
+        chunk.outcomes = self._decode(chunk)
+        if not self._ordered and not self._closed:
+            self._out.remove(chunk)
+            self._finished.append(chunk)
+        self._changed.set()
+
+    def _decode(self, chunk: _Chunk) -> list[Outcome]:
+        item = chunk.item
+        if item.cancelled():
+            return [(False, asyncio.CancelledError())] * chunk.count
+        failure = item.exception()
+        if failure is not None:  # the chunk as a whole failed (a broken pool, a stop)
+            return [(False, failure)] * chunk.count
+        payload, *rest = item.result()
+        seconds: float = rest[-1]
+        if isinstance(payload, bytes):
+            results, failures = pickle.loads(payload)
+        else:
+            results, failures = payload, rest[0]
+        self._sizer.observe(chunk.count, seconds)
+        if not failures:
+            return [(True, value) for value in results]
+        return [
+            (False, failures[i]) if i in failures else (True, value)
+            for i, value in enumerate(results)
+        ]
+
+    # ------------------------------------------------------------- reading
+
+    async def next_chunk(self) -> list[Outcome] | None:
+        """The next chunk's outcomes; ``None`` once every input is done.
+
+        Raises:
+            Exception: What the input iterable raised, at its position.
+        """
+        while True:
+            ready = self._next_ready()
+            if ready is not None:
+                self.done += ready.count
+                self.in_flight -= ready.count
+                self._room.set()
+                assert ready.outcomes is not None
+                return ready.outcomes
+            if self._closed or (self._fed and not self._out and not self._finished):
+                if self._input_error is not None and not self._closed:
+                    error, self._input_error = self._input_error, None
+                    raise error
+                return None
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _next_ready(self) -> _Chunk | None:
+        if self._ordered:
+            if self._out and self._out[0].outcomes is not None:
+                return self._out.popleft()
+            return None
+        return self._finished.popleft() if self._finished else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def close(self) -> None:
+        """Stop feeding and cancel every chunk still out; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._feeder.cancel()
+        for chunk in (*self._out, *self._finished):
+            chunk.item.cancel()
+        self._out.clear()
+        self._finished.clear()
+        self.in_flight = 0
+        await asyncio.gather(self._feeder, return_exceptions=True)
+
+    def stats(self) -> Stats:
+        """Inputs done and in flight, the rate so far, the chunk size."""
+        elapsed = max(time.monotonic() - self.started_at, 1e-9)
+        return {
+            "done": self.done,
+            "in_flight": self.in_flight,
+            "per_second": self.done / elapsed,
+            "chunk_size": self._sizer.size,
+        }
+
+
+async def map_results(
+    run: MapRun, return_exceptions: bool, bar: ProgressBar | None
+) -> AsyncIterator[Any]:
+    """The results of ``run`` one by one; closes it however iteration ends.
+
+    An input's error is raised at its position (which ends the stream), or
+    with ``return_exceptions`` given in its place.
+    """
+    try:
+        while (outcomes := await run.next_chunk()) is not None:
+            if bar is not None:
+                bar(len(outcomes))
+            for ok, value in outcomes:
+                if ok or return_exceptions:
+                    yield value
+                else:
+                    raise value
+    finally:
+        await run.close()
+        if bar is not None:
+            bar.finish()
+
+
+# ----------------------------------------------------------------- inputs
+
+
+class _SyncInputs:
+    """Inputs from plain iterables, pulled on the loop."""
+
+    def __init__(self, iterator: Iterator[Any]) -> None:
+        self._iterator = iterator
+
+    async def take(self, size: int) -> tuple[list[Any], BaseException | None]:
+        """Up to ``size`` inputs, and the iterable's error if it raised.
+
+        The user's iterators are never closed here (as ``Executor.map``
+        leaves them): what is not taken stays theirs.
+        """
+        taken: list[Any] = []
+        append = taken.append
+        try:
+            for value in itertools.islice(self._iterator, size):
+                append(value)
+        except Exception as exc:  # raised at its position, after the inputs before it
+            return taken, exc
+        return taken, None
+
+
+class _AsyncInputs:
+    """Inputs from async iterables (plain ones among them are wrapped)."""
+
+    def __init__(self, iterators: list[AsyncIterator[Any]], star: bool) -> None:
+        self._iterators = iterators
+        self._star = star
+
+    async def take(self, size: int) -> tuple[list[Any], BaseException | None]:
+        taken: list[Any] = []
+        try:
+            while len(taken) < size:
+                values = []
+                for iterator in self._iterators:
+                    values.append(await iterator.__anext__())
+                taken.append(tuple(values) if self._star else values[0])
+        except StopAsyncIteration:
+            pass
+        except Exception as exc:
+            return taken, exc
+        return taken, None
+
+
+def _inputs(iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...]) -> Any:
+    if not any(isinstance(it, AsyncIterable) for it in iterables):
+        sync: list[Iterable[Any]] = list(iterables)  # type: ignore[arg-type]
+        return _SyncInputs(iter(sync[0]) if len(sync) == 1 else zip(*sync, strict=False))
+    iterators = [
+        it.__aiter__() if isinstance(it, AsyncIterable) else _as_async(it) for it in iterables
+    ]
+    return _AsyncInputs(iterators, star=len(iterables) > 1)
+
+
+async def _as_async(iterable: Iterable[Any]) -> AsyncIterator[Any]:
+    for value in iterable:
+        yield value
