@@ -279,6 +279,36 @@ def test_workers_per_pool_caps_calls_on_the_cluster(dask_cluster: Cluster) -> No
 
 
 @needs_dask
+def test_map_sends_each_chunk_as_one_task(
+    dask_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks = itertools.count()
+    original = DaskExecutor.submit
+
+    def counted(self: DaskExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        next(tasks)
+        return original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(DaskExecutor, "submit", counted)
+
+    async def main() -> None:
+        manager = make(dask_cluster, max_pools=1, workers_per_pool=2)
+        await manager.start()
+        grinder = WorkGrinder(executor_manager=manager, max_wait_seconds=60)
+        await grinder.start()
+        try:
+            results = [r async for r in grinder.map(square, range(2000), chunk_size=250)]
+            assert results == [i * i for i in range(2000)]
+        finally:
+            await grinder.stop()
+            await manager.stop()
+        assert grinder.stats()["items_submitted"] == 8  # 2,000 inputs in chunks of 250
+        assert next(tasks) == 8  # one cluster task per chunk
+
+    run(main(), timeout=DEADLINE * 2)
+
+
+@needs_dask
 def test_grinder_batches_run_on_the_cluster(dask_cluster: Cluster) -> None:
     async def main() -> None:
         manager = make(dask_cluster, max_pools=2, workers_per_pool=2)
