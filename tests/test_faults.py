@@ -280,7 +280,7 @@ def test_a_fault_while_items_wait_for_a_lease_fails_them_all() -> None:
             blocked = [await grinder.enqueue(release.wait, DEADLINE) for _ in range(2)]
             await await_until(lambda: grinder.stats()["running"] == 2)
             waiting = [await grinder.enqueue(square, i) for i in range(5)]
-            grinder._report_fault("its batcher", InjectedFault("injected fault"))
+            grinder._breaker.report("its batcher", InjectedFault("injected fault"))
             _, pending = await asyncio.wait(waiting, timeout=DEADLINE)
             assert not pending
             assert all(caused_by_fault(f.exception()) for f in waiting)

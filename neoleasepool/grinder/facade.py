@@ -13,7 +13,9 @@ manager, several at once. :class:`WorkGrinder` is the facade over the parts
 * ``batches.py`` and ``chunks.py``: chunks sent to a lease and settled, one
   chunk kind per backend capability;
 * ``handoff.py``: the thread hand-off that serves plain threads without the
-  loop while an in-process lease is held.
+  loop while an in-process lease is held;
+* ``mapping.py``: ``map``, many inputs as self-sizing chunks;
+* ``faults.py``: one failure of our own code breaks the run, visibly.
 
 Loop ownership: the async methods belong to the loop that called
 :meth:`WorkGrinder.start`; other threads use :meth:`submit_from_thread` and
@@ -37,9 +39,10 @@ from .batches import Batches
 from .chunking import ChunkPlanner
 from .chunks import chunk_kind_for
 from .contracts import GrinderManager, ManagerFacts
+from .faults import Breaker
 from .intake import Intake
 from .items import ENDED, AsyncItem, MapChunkItem, ThreadItem
-from .mapping import MapRun, map_results
+from .mapping import MapRun, MapRuns, map_length, map_results
 from .pipeline import Pipeline
 from .progress import progress_bar
 from .queue import ItemQueue
@@ -113,24 +116,24 @@ class WorkGrinder:
         self._binding = LoopBinding("WorkGrinder", _WRONG_LOOP)
         self._started = False
         self._queue = ItemQueue(self._threshold, self._max_wait)
+        self._breaker = Breaker(
+            self._binding, self._logger, self._break_down,
+            lambda: self._started and self._pipeline is not None,
+        )
         self._intake = Intake(
             self._binding, self._queue, self._wake, self._refusal,
             lambda: self._batches is not None and self._batches.cancelling,
-            self._report_fault,
+            self._breaker.report,
         )
         self._pipeline: Pipeline | None = None
         self._batcher: asyncio.Task[None] | None = None
-        #: The internal failure that broke this run, and where it happened.
-        self._crash: BaseException | None = None
-        self._crash_where = ""
         self._batch_numbers = itertools.count(1)
         self._earlier_handoffs: dict[str, int] = {"lane_accepted": 0, "items_direct": 0}
-        self._maps: set[MapRun] = set()  # map() runs not yet seen closed
-        self._map_done = 0  # inputs done by closed map() runs
+        self._maps = MapRuns()
 
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else ("started" if self._started else "idle")
-        if self._crash is not None and self._started:
+        if self._breaker.broken and self._started:
             state = "broken"
         batches = 0 if self._batches is None else len(self._batches.open)
         return (
@@ -152,7 +155,7 @@ class WorkGrinder:
         ``stopped``."""
         if not self._started:
             return "idle" if self._pipeline is None else "stopped"
-        if self._crash is not None:
+        if self._breaker.broken:
             return "broken"
         return "stopping" if self._stopping else "running"
 
@@ -186,7 +189,7 @@ class WorkGrinder:
             )
         self._new_run(facts)
         self._started = True
-        self._crash = None
+        self._breaker.reset()
         assert self._pipeline is not None
         self._batcher = loop.create_task(self._pipeline.run(), name=f"{self._owner_prefix}-batcher")
         self._batcher.add_done_callback(self._batcher_done)
@@ -212,7 +215,7 @@ class WorkGrinder:
             owner_prefix=self._owner_prefix,
             logger=self._logger,
             numbers=self._batch_numbers,
-            fault=self._report_fault,
+            fault=self._breaker.report,
         )
 
     async def stop(self, *, cancel_pending: bool = False) -> None:
@@ -246,54 +249,11 @@ class WorkGrinder:
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             assert exc is not None
-            self._broke("its batcher", exc)
+            self._breaker.broke("its batcher", exc)
 
-    # --------------------------------------------------------------- faults
-
-    def _report_fault(self, where: str, exc: BaseException) -> None:
-        """An internal step failed (any thread): break the run, on the loop."""
-        loop = self._binding.loop
-        if loop is not None and self._binding.on_loop_thread():
-            self._broke(where, exc)
-            return
-        try:
-            if loop is None:
-                raise RuntimeError("the grinder has no loop")
-            loop.call_soon_threadsafe(self._broke, where, exc)
-        except RuntimeError:  # stopped: whatever that step held ended then
-            self._logger.error("grinder step failed after its stop: %s", where, exc_info=exc)
-
-    def _broke(self, where: str, exc: BaseException) -> None:
-        """On the loop: a bug in our own machinery (or a stand-in manager or
-        lease breaking its contract) broke this run.
-
-        Nothing may wait for a step that will never come: every item the
-        run holds fails with a :class:`LeasePoolNotStartedError` chained to
-        ``exc``, the run's tasks end and give their leases back, and new
-        items are refused at once until the grinder is stopped and started
-        again (``stats()["state"] == "broken"`` meanwhile).
-        """
-        if not self._started or self._pipeline is None:
-            self._logger.error("grinder step failed after its stop: %s", where, exc_info=exc)
-            return
-        if self._crash is not None:  # the first fault broke the run already
-            self._logger.debug("grinder step failed while broken: %s: %r", where, exc)
-            return
-        self._crash, self._crash_where = exc, where
-        self._logger.error(
-            "grinder broken: %s crashed; failing its %s queued and %s running item(s) "
-            "and refusing new ones until the grinder is restarted", where,
-            self._queue.pending, len(self._intake.running), exc_info=exc,
-        )
-        self._pipeline.break_down(self._crashed_error())
-
-    def _crashed_error(self) -> LeasePoolNotStartedError:
-        error = LeasePoolNotStartedError(  # leasepool's words first
-            f"WorkGrinder loop crashed ({self._crash_where} crashed: {self._crash!r}); "
-            "the grinder is broken until it is stopped and started again"
-        )
-        error.__cause__ = self._crash
-        return error
+    def _break_down(self, error: BaseException) -> None:
+        assert self._pipeline is not None
+        self._pipeline.break_down(error)
 
     # ----------------------------------------------------------- submitting
 
@@ -345,8 +305,8 @@ class WorkGrinder:
                 self._wake()
             self._intake.accept(item)
         except Exception as exc:  # a bug: break the run, end the item, say why
-            self._broke("queueing an item", exc)
-            error = self._crashed_error()
+            self._breaker.broke("queueing an item", exc)
+            error = self._breaker.error()
             if not item.done():
                 item.state = ENDED
                 item.resolve((False, error))
@@ -373,8 +333,8 @@ class WorkGrinder:
             raise LeasePoolNotStartedError(
                 f"WorkGrinder is stopping (WorkGrinder.{method}() takes no new items now)"
             )
-        if self._crash is not None:
-            raise self._crashed_error()
+        if self._breaker.broken:
+            raise self._breaker.error()
         assert loop is not None
         return loop
 
@@ -401,8 +361,8 @@ class WorkGrinder:
                 f"WorkGrinder is {state} (WorkGrinder.submit_from_thread() takes no "
                 "items now)"
             )
-        if self._crash is not None:
-            raise self._crashed_error()
+        if self._breaker.broken:
+            raise self._breaker.error()
         if not callable(fn):
             raise TypeError(f"WorkGrinder.submit_from_thread() needs a callable, got {fn!r}")
         item = ThreadItem(self._intake, fn, args, kwargs)
@@ -502,28 +462,14 @@ class WorkGrinder:
         assert self._batches is not None
         return pools * self._batches.workers
 
-    def _map_stats(self) -> Stats:
-        """Inputs of every ``map`` so far: done, in flight, and the rate of
-        those running now."""
-        for run in [r for r in self._maps if r.closed]:
-            self._maps.discard(run)
-            self._map_done += run.done
-        running = list(self._maps)
-        return {
-            "map_runs": len(running),
-            "map_items_done": self._map_done + sum(r.done for r in running),
-            "map_items_in_flight": sum(r.in_flight for r in running),
-            "map_items_per_second": sum(r.stats()["per_second"] for r in running),
-        }
-
     def _wake(self) -> None:
         if self._pipeline is not None:
             self._pipeline.wake.set()
 
     def _refusal(self) -> BaseException | None:
         """Why new items cannot be queued now (loop thread), or ``None``."""
-        if self._crash is not None:
-            return self._crashed_error()
+        if self._breaker.broken:
+            return self._breaker.error()
         batcher = self._batcher
         if self._started and batcher is not None and not batcher.done():
             return None
@@ -572,7 +518,7 @@ class WorkGrinder:
             "chunking": "auto" if self._planner.fixed is None else self._planner.fixed,
             "avg_item_seconds": self._planner.avg_item_seconds,
             **handoff,
-            **self._map_stats(),
+            **self._maps.stats(),
         }
 
     async def astats(self) -> Stats:
@@ -606,10 +552,3 @@ class WorkGrinder:
         loop.call_soon_threadsafe(_snapshot)
         return answer.result(timeout)
 
-
-def map_length(iterables: tuple[Any, ...]) -> int | None:
-    """How many inputs a ``map`` has, if every iterable can say (else ``None``)."""
-    try:
-        return min(len(inputs) for inputs in iterables)
-    except TypeError:
-        return None

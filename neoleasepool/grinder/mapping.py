@@ -41,7 +41,7 @@ from .calls import run_map_chunk
 from .items import MapChunkItem, Outcome
 from .progress import ProgressBar
 
-__all__ = ["TARGET_SECONDS", "ChunkSizer", "MapRun", "map_results"]
+__all__ = ["TARGET_SECONDS", "ChunkSizer", "MapRun", "MapRuns", "map_length", "map_results"]
 
 #: Work per chunk the automatic sizer aims for, in seconds: long enough to
 #: make a chunk's trip (a pickled round trip to a process, a loop turn)
@@ -268,6 +268,39 @@ class MapRun:
             "per_second": self.done / elapsed,
             "chunk_size": self._sizer.size,
         }
+
+
+class MapRuns:
+    """A grinder's ``map`` runs, counted for its ``stats()`` (loop only)."""
+
+    def __init__(self) -> None:
+        self._runs: set[MapRun] = set()  # not yet seen closed
+        self._done = 0  # inputs done by the closed ones
+
+    def add(self, run: MapRun) -> None:
+        self._runs.add(run)
+
+    def stats(self) -> Stats:
+        """Inputs of every run so far: done, in flight, and the rate of the
+        runs going on now."""
+        for run in [r for r in self._runs if r.closed]:
+            self._runs.discard(run)
+            self._done += run.done
+        running = list(self._runs)
+        return {
+            "map_runs": len(running),
+            "map_items_done": self._done + sum(r.done for r in running),
+            "map_items_in_flight": sum(r.in_flight for r in running),
+            "map_items_per_second": sum(r.stats()["per_second"] for r in running),
+        }
+
+
+def map_length(iterables: tuple[Any, ...]) -> int | None:
+    """How many inputs a ``map`` has, if every iterable can say (else ``None``)."""
+    try:
+        return min(len(inputs) for inputs in iterables)
+    except TypeError:
+        return None
 
 
 async def map_results(

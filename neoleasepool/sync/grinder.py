@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 from .._util.deadlines import deadline_from_wait, seconds_left
 from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
-from ..grinder.facade import WorkGrinder, map_length
-from ..grinder.mapping import MapRun
+from ..grinder.facade import WorkGrinder
+from ..grinder.mapping import MapRun, map_length
 from ..grinder.progress import ProgressBar, progress_bar
 from ..types import Stats, WaitArg
 from .base import FacadeBase, wait_result
