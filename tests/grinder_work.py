@@ -126,3 +126,17 @@ def collect_loop_errors(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     return errors
 
+
+
+class TwoArgError(Exception):
+    """An exception that pickles but cannot be unpickled (its __init__ needs two arguments)."""
+
+    def __init__(self, a: object, b: object) -> None:
+        super().__init__(f"{a}-{b}")
+
+
+def raise_two_arg(value: int) -> int:
+    """Return ``value``, or raise :class:`TwoArgError` if it is 3."""
+    if value == 3:
+        raise TwoArgError(value, "x")
+    return value

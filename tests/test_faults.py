@@ -502,3 +502,35 @@ def test_a_job_whose_timer_fails_ends_broken_and_the_others_go_on(
     assert scheduler.stats()["state"] == "running"
     scheduler.stop(wait=DEADLINE)
     assert scheduler.stats()["state"] == "stopped"
+
+
+def test_while_a_lease_is_out_a_failed_build_leaves_the_waiter_for_its_pool() -> None:
+    async def main() -> None:
+        manager = LeasedExecutorManager(
+            backend="thread", max_pools=2, workers_per_pool=1, lease_grace_seconds=0.0
+        )
+        await manager.start()
+        try:
+            held = await manager.acquire(owner="holder")
+            await manager.acquire(owner="overstays", lease_seconds=0.2)  # revoked soon
+            waiter = asyncio.ensure_future(manager.acquire(owner="waiter"))
+            await await_until(lambda: manager.stats()["waiting"] == 1)
+            session = manager._pools.session
+            assert session is not None
+            original = session.create
+            fault = Fault()
+            session.create = fault.wrap(original)  # type: ignore[method-assign]
+            # The revocation retires a pool; the pass then fails to build one.
+            await await_until(lambda: fault.hits >= 1, timeout=DEADLINE)
+            await asyncio.sleep(0)
+            assert not waiter.done()  # a lease is out: its pool will come back
+            assert manager.stats()["state"] == "running"
+            await held.release()
+            lease = await asyncio.wait_for(waiter, DEADLINE)
+            assert await lease.run(square, 3) == 9
+            await lease.release()
+            session.create = original  # type: ignore[method-assign]
+        finally:
+            await manager.stop()
+
+    run(main(), timeout=3 * DEADLINE)

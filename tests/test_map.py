@@ -20,7 +20,7 @@ from neoleasepool import (
 )
 from neoleasepool.grinder.mapping import MAX_CHUNK, ChunkSizer
 from neoleasepool.grinder.progress import ProgressBar, progress_bar
-from tests.grinder_work import fail_if_odd, square
+from tests.grinder_work import fail_if_odd, raise_two_arg, square
 from tests.support import await_until, run, started_supervisor, wait_until
 
 BACKENDS = ["thread", "process"]
@@ -401,3 +401,117 @@ def test_the_blocking_map_times_out_as_executor_map_does(sup: TaskSupervisor) ->
     with pytest.raises(TimeoutError):
         next(results)
     wait_until(lambda: grinder.stats()["map_items_in_flight"] == 0)
+
+
+# ------------------------------------------------ what the review found
+
+
+def test_results_that_cannot_be_unpickled_fail_their_chunk_instead_of_hanging() -> None:
+    async def main() -> None:
+        async with Grinding("process") as g:
+            stream = g.map(raise_two_arg, range(8), chunk_size=2, return_exceptions=True)
+            results = await asyncio.wait_for(collect(stream), 30)
+            assert results[:2] == [0, 1] and results[4:] == [4, 5, 6, 7]
+            assert all(isinstance(r, RuntimeError) for r in results[2:4])
+            assert "could not be read" in str(results[2])
+
+    run(main())
+
+
+def test_a_short_map_never_waits_for_the_batching_deadline() -> None:
+    async def main() -> None:
+        # A window (26 chunks) above the threshold (20): the chunks left after
+        # the first batch used to wait max_wait_seconds (an hour here).
+        async with Grinding(pools=3, workers=4, batch_size_threshold=20,
+                            max_wait_seconds=3600) as g:
+            results = await asyncio.wait_for(collect(g.map(square, range(26))), 30)
+            assert results == [x * x for x in range(26)]
+
+    run(main())
+
+
+class Abort(BaseException):
+    """Not an Exception: it must still reach the consumer."""
+
+
+def test_an_input_that_raises_a_base_exception_is_not_a_silent_end() -> None:
+    def inputs() -> Iterator[int]:
+        yield from range(4)
+        raise Abort("the source aborted")
+
+    async def main() -> None:
+        async with Grinding() as g:
+            got: list[int] = []
+            with pytest.raises(Abort):
+                async for value in g.map(square, inputs(), chunk_size=3):
+                    got.append(value)
+            assert got == [0, 1, 4, 9]
+
+    run(main())
+
+
+def test_a_map_never_iterated_holds_nothing() -> None:
+    async def main() -> None:
+        async with Grinding() as g:
+            stream = g.map(square, range(1000))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            stats = g.stats()
+            assert stats["map_runs"] == 0 and stats["items_submitted"] == 0
+            del stream
+            # a len() that cannot be taken does not matter without a progress bar
+            huge = g.map(square, range(10**20))
+            assert await huge.__anext__() == 0  # type: ignore[attr-defined]
+            await huge.aclose()  # type: ignore[attr-defined]
+
+    run(main())
+
+
+def test_a_cancelling_stop_ends_the_map_with_an_error_not_a_cancel() -> None:
+    release = threading.Event()
+
+    def blocked(value: int) -> int:
+        release.wait(30)
+        return value
+
+    async def main() -> None:
+        grinding = Grinding(workers=1)
+        async with grinding as g:
+            async def consume() -> list[int]:
+                return await collect(g.map(blocked, range(20), chunk_size=1, window=4))
+
+            task = asyncio.ensure_future(consume())
+            await await_until(lambda: g.stats()["running"] >= 1)
+            stopping = asyncio.ensure_future(g.stop(cancel_pending=True))
+            with pytest.raises(LeasePoolNotStartedError):
+                await task
+            assert not task.cancelled()
+            release.set()
+            await stopping
+
+    run(main())
+
+
+def test_a_late_fault_of_an_earlier_run_does_not_break_the_next() -> None:
+    async def main() -> None:
+        async with Grinding() as g:
+            earlier = g._breaker
+            await g.stop()
+            await g.start()
+            earlier.report("a callback of the earlier run", RuntimeError("late"))
+            await asyncio.sleep(0)
+            assert g.stats()["state"] == "running"
+            assert await collect(g.map(square, range(3))) == [0, 1, 4]
+
+    run(main())
+
+
+def test_the_blocking_map_gives_results_already_done_after_its_timeout(
+    sup: TaskSupervisor,
+) -> None:
+    manager = sup.create_lease_manager("m", backend="thread", max_pools=1, workers_per_pool=2)
+    grinder = sup.create_work_grinder("g", manager)
+    results = grinder.map(square, range(6), chunk_size=6, timeout=0.5)
+    first = next(results)
+    time.sleep(0.8)  # a slow consumer, past the timeout: the rest is done already
+    assert [first, *results] == [x * x for x in range(6)]

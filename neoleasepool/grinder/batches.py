@@ -325,11 +325,19 @@ class Batches:
                 self.end(item, item.outcome, resolved=type(item) is ThreadItem)
         batch.settled()
 
-    def end(self, item: Item, outcome: Outcome, resolved: bool = False) -> None:
-        """``RUNNING`` to ``ENDED`` (loop): resolve ``item`` unless it was."""
+    def end(
+        self, item: Item, outcome: Outcome, resolved: bool = False, forget: bool = True
+    ) -> None:
+        """``RUNNING`` to ``ENDED`` (loop): resolve ``item`` unless it was.
+
+        ``forget=False`` keeps its call: an in-process chunk may be reading
+        it on a worker thread right now (it then sees the item done and
+        skips it).
+        """
         item.state = ENDED
         self.running.discard(item)
-        forget_call(item)
+        if forget:
+            forget_call(item)
         item.outcome = None
         ok, value = outcome
         if not ok and isinstance(value, _CANCELLED) and (item.cancel() or item.cancelled()):
@@ -338,9 +346,10 @@ class Batches:
             item.resolve(outcome)
 
     def fail(self, items: list[Item], exc: BaseException) -> None:
+        """End ``items`` with ``exc``; they may still be in a running chunk."""
         for item in items:
             if item.state == RUNNING:
-                self.end(item, (False, exc))
+                self.end(item, (False, exc), forget=False)
 
     def refused(self, items: list[Item], exc: BaseException) -> None:
         """On the loop: a lease refused ``items`` (none of them ran).

@@ -44,7 +44,8 @@ def call_captured(
 def run_items(items: Sequence[Item]) -> float:
     """Run an in-process chunk; store each outcome on its item.
 
-    Items cancelled before their turn are skipped and never run. A
+    Items that ended before their turn (cancelled, or failed by a stop or
+    a fault) are skipped and never run. A
     ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``) raised by one
     callable becomes that item's outcome, as ``concurrent.futures`` does.
 
@@ -54,7 +55,7 @@ def run_items(items: Sequence[Item]) -> float:
     start = time.perf_counter()
     for item in items:
         fn = item.fn
-        if fn is None or item.cancelled():
+        if fn is None or item.done():
             continue
         item.outcome = call_captured(fn, item.args, item.kwargs)
     return time.perf_counter() - start

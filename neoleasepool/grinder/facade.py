@@ -42,7 +42,7 @@ from .contracts import GrinderManager, ManagerFacts
 from .faults import Breaker
 from .intake import Intake
 from .items import ENDED, AsyncItem, MapChunkItem, ThreadItem
-from .mapping import MapRun, MapRuns, map_length, map_results
+from .mapping import MapRun, MapRuns, check_map_args, map_length, map_results
 from .pipeline import Pipeline
 from .progress import progress_bar
 from .queue import ItemQueue
@@ -116,14 +116,11 @@ class WorkGrinder:
         self._binding = LoopBinding("WorkGrinder", _WRONG_LOOP)
         self._started = False
         self._queue = ItemQueue(self._threshold, self._max_wait)
-        self._breaker = Breaker(
-            self._binding, self._logger, self._break_down,
-            lambda: self._started and self._pipeline is not None,
-        )
+        self._breaker = Breaker(self._binding, self._logger)  # the current run's
         self._intake = Intake(
             self._binding, self._queue, self._wake, self._refusal,
             lambda: self._batches is not None and self._batches.cancelling,
-            self._breaker.report,
+            lambda where, exc: self._breaker.report(where, exc),
         )
         self._pipeline: Pipeline | None = None
         self._batcher: asyncio.Task[None] | None = None
@@ -189,9 +186,8 @@ class WorkGrinder:
             )
         self._new_run(facts)
         self._started = True
-        self._breaker.reset()
         assert self._pipeline is not None
-        self._batcher = loop.create_task(self._pipeline.run(), name=f"{self._owner_prefix}-batcher")
+        self._batcher = self._pipeline.start_batcher(f"{self._owner_prefix}-batcher")
         self._batcher.add_done_callback(self._batcher_done)
         self._logger.info(
             "grinder started threshold=%s max_wait_seconds=%s", self._threshold, self._max_wait
@@ -204,7 +200,8 @@ class WorkGrinder:
             if key in self._earlier_handoffs:
                 self._earlier_handoffs[key] += value
         intake.handoff = intake.new_handoff()
-        self._pipeline = Pipeline(
+        breaker = Breaker(self._binding, self._logger)
+        pipeline = Pipeline(
             manager=self._manager,
             queue=self._queue,
             intake=intake,
@@ -215,8 +212,12 @@ class WorkGrinder:
             owner_prefix=self._owner_prefix,
             logger=self._logger,
             numbers=self._batch_numbers,
-            fault=self._breaker.report,
+            fault=breaker.report,
         )
+        breaker.attach(
+            pipeline.break_down, lambda: self._started and self._pipeline is pipeline
+        )
+        self._pipeline, self._breaker = pipeline, breaker
 
     async def stop(self, *, cancel_pending: bool = False) -> None:
         """Stop the grinder.
@@ -250,10 +251,6 @@ class WorkGrinder:
             exc = task.exception()
             assert exc is not None
             self._breaker.broke("its batcher", exc)
-
-    def _break_down(self, error: BaseException) -> None:
-        assert self._pipeline is not None
-        self._pipeline.break_down(error)
 
     # ----------------------------------------------------------- submitting
 
@@ -300,10 +297,11 @@ class WorkGrinder:
         item = kind(self._intake, fn, args, kwargs, loop)
         self._intake.count("submitted")
         try:
-            if item.solo:  # a map chunk: batch it now, whatever the threshold says
-                self._queue.hurry()
+            if item.solo:  # a map chunk: batched at once, whatever the threshold says
+                self._queue.append_solo(item)
                 self._wake()
-            self._intake.accept(item)
+            else:
+                self._intake.accept(item)
         except Exception as exc:  # a bug: break the run, end the item, say why
             self._breaker.broke("queueing an item", exc)
             error = self._breaker.error()
@@ -406,11 +404,16 @@ class WorkGrinder:
             TypeError: If ``fn`` is not callable or an input is not iterable.
             ValueError: If ``chunk_size`` or ``window`` is not a positive integer.
         """
-        run = self.open_map(
-            fn, *iterables, chunk_size=chunk_size, ordered=ordered, window=window
-        )
-        bar = progress_bar(progress, map_length(iterables))
-        return map_results(run, bool(return_exceptions), bar)
+        self._require_open("map")
+        check_map_args(fn, iterables, chunk_size, window)
+
+        def open_run() -> MapRun:  # at the first __anext__: nothing runs unread
+            return self.open_map(
+                fn, *iterables, chunk_size=chunk_size, ordered=ordered, window=window
+            )
+
+        bar = progress_bar(progress, map_length(iterables) if progress else None)
+        return map_results(open_run, bool(return_exceptions), bar)
 
     def open_map(
         self,
@@ -429,22 +432,13 @@ class WorkGrinder:
         Raises:
             See :meth:`map`.
         """
-        loop = self._require_open("map")
-        if not callable(fn):
-            raise TypeError(f"WorkGrinder.map() needs a callable, got {fn!r}")
-        if not iterables:
-            raise TypeError("WorkGrinder.map() needs at least one iterable of inputs")
-        for inputs in iterables:
-            if not isinstance(inputs, (Iterable, AsyncIterable)):
-                raise TypeError(f"WorkGrinder.map() inputs must be iterable, got {inputs!r}")
-        size = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-        if window is None:
-            window = 2 * self._workers_hint() + 2
-        window = check_positive_int("window", window)
-        assert self._batches is not None and loop is not None
+        self._require_open("map")
+        size, checked_window = check_map_args(fn, iterables, chunk_size, window)
+        assert self._batches is not None
         run = MapRun(
             self._submit_chunk, fn, iterables, chunk_size=size, ordered=bool(ordered),
-            window=window, pickled=not self._batches.kind.in_process,
+            window=checked_window or 2 * self._workers_hint() + 2,
+            pickled=not self._batches.kind.in_process,
         )
         self._maps.add(run)
         return run

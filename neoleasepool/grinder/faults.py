@@ -26,38 +26,36 @@ __all__ = ["Breaker"]
 
 
 class Breaker:
-    """Whether the current run is broken, and why.
+    """Whether one run of a grinder is broken, and why.
+
+    Each run has its own, so that a late report from a step of an earlier
+    run (a chunk's callback that outlived a cancelling stop) never breaks
+    the next one.
 
     Args:
         binding: The grinder's loop binding.
         logger: Where the fault is logged.
-        on_break: Ends the run's items with the error (loop thread); not
-            called when no run is going on.
-        running: Whether a run is going on (loop thread).
     """
 
-    def __init__(
-        self,
-        binding: LoopBinding,
-        logger: logging.Logger,
-        on_break: Callable[[BaseException], None],
-        running: Callable[[], bool],
-    ) -> None:
+    def __init__(self, binding: LoopBinding, logger: logging.Logger) -> None:
         self._binding = binding
         self._logger = logger
-        self._on_break = on_break
-        self._running = running
+        self._on_break: Callable[[BaseException], None] = lambda error: None
+        self._running: Callable[[], bool] = lambda: False
         #: The fault that broke the run, and the step it came from.
         self.fault: BaseException | None = None
         self.where = ""
 
+    def attach(
+        self, on_break: Callable[[BaseException], None], running: Callable[[], bool]
+    ) -> None:
+        """Bind to a run: ``on_break`` ends its items with the error (loop
+        thread); ``running`` says whether that run is still the current one."""
+        self._on_break, self._running = on_break, running
+
     @property
     def broken(self) -> bool:
         return self.fault is not None
-
-    def reset(self) -> None:
-        """A new run starts whole (loop thread)."""
-        self.fault, self.where = None, ""
 
     def report(self, where: str, exc: BaseException) -> None:
         """``where`` raised ``exc`` (any thread): break the run, on the loop."""
@@ -75,7 +73,7 @@ class Breaker:
     def broke(self, where: str, exc: BaseException) -> None:
         """On the loop: break the run, once; later faults are only noted."""
         if not self._running():
-            self._logger.error("grinder step failed after its stop: %s", where, exc_info=exc)
+            self._logger.error("grinder step failed after its run: %s", where, exc_info=exc)
             return
         if self.fault is not None:
             self._logger.debug("grinder step failed while broken: %s: %r", where, exc)

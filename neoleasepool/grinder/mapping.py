@@ -33,15 +33,25 @@ import itertools
 import pickle
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from .._util.validation import check_positive_int
+from ..exceptions import LeasePoolNotStartedError
 from ..types import Stats
 from .calls import run_map_chunk
 from .items import MapChunkItem, Outcome
 from .progress import ProgressBar
 
-__all__ = ["TARGET_SECONDS", "ChunkSizer", "MapRun", "MapRuns", "map_length", "map_results"]
+__all__ = [
+    "TARGET_SECONDS",
+    "ChunkSizer",
+    "MapRun",
+    "MapRuns",
+    "check_map_args",
+    "map_length",
+    "map_results",
+]
 
 #: Work per chunk the automatic sizer aims for, in seconds: long enough to
 #: make a chunk's trip (a pickled round trip to a process, a loop turn)
@@ -169,7 +179,11 @@ class MapRun:
                     return
                 if len(inputs) < size:
                     return
-        except Exception as exc:  # the grinder refused the chunk (stopping, broken)
+        except asyncio.CancelledError as exc:
+            if self._closed:
+                raise  # close() cancelled the feeder
+            self._input_error = exc  # an async input raised it: an input error
+        except BaseException as exc:  # the grinder refused the chunk (stopping, broken)
             self._input_error = exc
         finally:
             self._fed = True
@@ -184,7 +198,12 @@ class MapRun:
 
     def _ended(self, chunk: _Chunk, _: object) -> None:
         """A chunk's item ended: decode its outcomes, learn its timing."""
-        chunk.outcomes = self._decode(chunk)
+        try:
+            chunk.outcomes = self._decode(chunk)
+        except Exception as exc:  # results that cannot be unpickled here, say
+            error = RuntimeError(f"the results of this map chunk could not be read: {exc!r}")
+            error.__cause__ = exc
+            chunk.outcomes = [(False, error)] * chunk.count
         if not self._ordered and not self._closed:
             self._out.remove(chunk)
             self._finished.append(chunk)
@@ -192,8 +211,11 @@ class MapRun:
 
     def _decode(self, chunk: _Chunk) -> list[Outcome]:
         item = chunk.item
-        if item.cancelled():
-            return [(False, asyncio.CancelledError())] * chunk.count
+        if item.cancelled():  # a cancelling stop of the grinder, not the consumer's cancel
+            stopped = LeasePoolNotStartedError(
+                "the WorkGrinder stopped (cancel_pending) before this input ran"
+            )
+            return [(False, stopped)] * chunk.count
         failure = item.exception()
         if failure is not None:  # the chunk as a whole failed (a broken pool, a stop)
             return [(False, failure)] * chunk.count
@@ -213,11 +235,16 @@ class MapRun:
 
     # ------------------------------------------------------------- reading
 
-    async def next_chunk(self) -> list[Outcome] | None:
+    async def next_chunk(self, deadline: float | None = None) -> list[Outcome] | None:
         """The next chunk's outcomes; ``None`` once every input is done.
 
+        Args:
+            deadline: ``time.monotonic()`` after which to stop waiting; a
+                chunk that is ready is returned whatever the time.
+
         Raises:
-            Exception: What the input iterable raised, at its position.
+            BaseException: What the input iterable raised, at its position.
+            TimeoutError: If ``deadline`` passed with no chunk ready.
         """
         while True:
             ready = self._next_ready()
@@ -233,7 +260,16 @@ class MapRun:
                     raise error
                 return None
             self._changed.clear()
-            await self._changed.wait()
+            if deadline is None:
+                await self._changed.wait()
+                continue
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:  # not the builtin one before 3.11
+                raise TimeoutError("no map result within the timeout") from None
 
     def _next_ready(self) -> _Chunk | None:
         if self._ordered:
@@ -296,21 +332,47 @@ class MapRuns:
 
 
 def map_length(iterables: tuple[Any, ...]) -> int | None:
-    """How many inputs a ``map`` has, if every iterable can say (else ``None``)."""
+    """How many inputs a ``map`` has, if every iterable can say cheaply
+    (sequences and ranges; else ``None``): only for the progress bar."""
     try:
-        return min(len(inputs) for inputs in iterables)
-    except TypeError:
-        return None
+        if all(isinstance(inputs, (Sequence, range)) for inputs in iterables):
+            return min(len(inputs) for inputs in iterables)
+    except Exception:  # a len() that overflows or fails: show no total
+        pass
+    return None
+
+
+def check_map_args(
+    fn: Any, iterables: tuple[Any, ...], chunk_size: int | None, window: int | None
+) -> tuple[int | None, int | None]:
+    """Check ``map``'s arguments; the chunk size and window, checked.
+
+    Raises:
+        TypeError: If ``fn`` is not callable or an input is not iterable.
+        ValueError: If ``chunk_size`` or ``window`` is not a positive integer.
+    """
+    if not callable(fn):
+        raise TypeError(f"WorkGrinder.map() needs a callable, got {fn!r}")
+    if not iterables:
+        raise TypeError("WorkGrinder.map() needs at least one iterable of inputs")
+    for inputs in iterables:
+        if not isinstance(inputs, (Iterable, AsyncIterable)):
+            raise TypeError(f"WorkGrinder.map() inputs must be iterable, got {inputs!r}")
+    size = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
+    return size, None if window is None else check_positive_int("window", window)
 
 
 async def map_results(
-    run: MapRun, return_exceptions: bool, bar: ProgressBar | None
+    open_run: Callable[[], MapRun], return_exceptions: bool, bar: ProgressBar | None
 ) -> AsyncIterator[Any]:
-    """The results of ``run`` one by one; closes it however iteration ends.
+    """The results of the run ``open_run()`` starts, one by one; the run
+    starts at the first ``__anext__`` (a stream never iterated holds
+    nothing) and is closed however iteration ends.
 
     An input's error is raised at its position (which ends the stream), or
     with ``return_exceptions`` given in its place.
     """
+    run = open_run()
     try:
         while (outcomes := await run.next_chunk()) is not None:
             if bar is not None:
@@ -346,7 +408,7 @@ class _SyncInputs:
         try:
             for value in itertools.islice(self._iterator, size):
                 append(value)
-        except Exception as exc:  # raised at its position, after the inputs before it
+        except BaseException as exc:  # raised at its position, after the inputs before it
             return taken, exc
         return taken, None
 
@@ -368,7 +430,9 @@ class _AsyncInputs:
                 taken.append(tuple(values) if self._star else values[0])
         except StopAsyncIteration:
             pass
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise  # the feeder's: MapRun tells its own cancel from the input's
+        except BaseException as exc:
             return taken, exc
         return taken, None
 

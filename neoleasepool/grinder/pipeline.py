@@ -102,13 +102,17 @@ class Pipeline:
     def ready(self) -> bool:
         return self._queue.ready(self._batches.stopping)
 
+    def start_batcher(self, name: str) -> asyncio.Task[None]:
+        """Start :meth:`run` as the run's batcher task (loop)."""
+        self._batcher = asyncio.get_running_loop().create_task(self.run(), name=name)
+        return self._batcher
+
     async def run(self) -> None:
         """The batcher: lease a pool for each batch that is ready.
 
         A failure (a bug) breaks the run before the task ends, so that no
         item finds the batcher gone and the grinder not yet broken.
         """
-        self._batcher = asyncio.current_task()
         try:
             await self._batch_while_running()
         except Exception as exc:

@@ -3,8 +3,11 @@
 Items wait here in state ``QUEUED`` (``items.py``) until a batch takes them.
 A batch is *ready* when ``threshold`` items are pending, when the oldest has
 waited ``max_wait`` seconds, or at once while the grinder stops; it takes
-at most ``threshold`` items. A cancelled item is dropped in O(1): its state
-says it is gone, and the head of the queue is trimmed lazily.
+at most ``threshold`` items. Solo items (``map`` chunks, which are already
+batches of inputs) wait in their own deque and make a batch ready at once,
+whatever the rule says, for as long as any of them is pending. A
+cancelled item is dropped in O(1): its state says it is gone, and the head
+of the queue is trimmed lazily.
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ class ItemQueue:
         max_wait: Seconds the oldest item waits before a batch is ready anyway.
     """
 
-    __slots__ = ("_hurry", "_items", "max_wait", "pending", "threshold")
+    __slots__ = ("_hurry", "_items", "_solo", "_solo_pending", "max_wait", "pending", "threshold")
 
     def __init__(self, threshold: int, max_wait: float) -> None:
         self.threshold = threshold
         self.max_wait = max_wait
         self._items: deque[Item] = deque()
-        self.pending = 0  # items in state QUEUED
+        self._solo: deque[Item] = deque()  # solo items (map chunks)
+        self.pending = 0  # items in state QUEUED, of both deques
+        self._solo_pending = 0  # ... of which solo
         self._hurry = False  # a batch should form now, whatever the rule says
 
     def __repr__(self) -> str:
@@ -47,11 +52,22 @@ class ItemQueue:
         self.pending += 1
         return self.pending == 1 or self.pending == self.threshold
 
+    def append_solo(self, item: Item) -> None:
+        """Queue a solo item: a batch is ready at once while one is pending."""
+        item.state = QUEUED
+        self._solo.append(item)
+        self.pending += 1
+        self._solo_pending += 1
+
     def put_back(self, items: list[Item]) -> None:
         """Return ``items`` (taken by a batch, never run) to the head, in order."""
-        for item in items:
+        for item in reversed(items):
             item.state = QUEUED
-        self._items.extendleft(reversed(items))
+            if item.solo:
+                self._solo.appendleft(item)
+                self._solo_pending += 1
+            else:
+                self._items.appendleft(item)
         self.pending += len(items)
 
     def hurry(self) -> None:
@@ -66,6 +82,8 @@ class ItemQueue:
         item.state = ENDED
         forget_call(item)
         self.pending -= 1
+        if item.solo:
+            self._solo_pending -= 1
         self._trim()
         return True
 
@@ -73,7 +91,7 @@ class ItemQueue:
         """Whether a batch should form now."""
         if not self.pending:
             return False
-        if self.pending >= self.threshold or stopping or self._hurry:
+        if self.pending >= self.threshold or stopping or self._hurry or self._solo_pending:
             return True
         return time.monotonic() >= self.due()
 
@@ -87,7 +105,8 @@ class ItemQueue:
         if not self.pending:
             return 0.0
         self._trim()
-        return max(0.0, time.monotonic() - self._items[0].enqueued_at)
+        heads = [q[0].enqueued_at for q in (self._items, self._solo) if q]
+        return max(0.0, time.monotonic() - min(heads))
 
     def take(self, limit: int | None = None) -> list[Item]:
         """Take up to ``limit`` (default: the threshold) items for a batch;
@@ -95,12 +114,10 @@ class ItemQueue:
         limit = self.threshold if limit is None else limit
         self._hurry = False
         taken: list[Item] = []
-        items = self._items
-        while items and len(taken) < limit:
-            item = items.popleft()
-            if item.state == QUEUED:
-                item.state = RUNNING
-                taken.append(item)
+        if self._solo_pending:
+            _take_from(self._solo, taken, limit)
+            self._solo_pending -= len(taken)
+        _take_from(self._items, taken, limit)
         self.pending -= len(taken)
         self._trim()
         return taken
@@ -120,6 +137,16 @@ class ItemQueue:
             self._trim()
 
     def _trim(self) -> None:
-        items = self._items
-        while items and items[0].state != QUEUED:
-            items.popleft()
+        for items in (self._items, self._solo):
+            while items and items[0].state != QUEUED:
+                items.popleft()
+
+
+def _take_from(items: deque[Item], taken: list[Item], limit: int) -> None:
+    """Move queued items from the head of ``items`` to ``taken`` (``RUNNING``)
+    until it holds ``limit``."""
+    while items and len(taken) < limit:
+        item = items.popleft()
+        if item.state == QUEUED:
+            item.state = RUNNING
+            taken.append(item)

@@ -269,7 +269,11 @@ class PoolSet:
                 pool = self.take_locked()
             except Exception as exc:  # the backend cannot build a pool now
                 self._creation_failed(exc)
-                self.waiters.fail_all_locked(exc)  # rather than wait for one forever
+                if not self.leases and not self.waiters.in_transit:
+                    # No pool will come back to them: fail them rather than
+                    # let them wait forever (while leases are out, the next
+                    # pool released goes to the oldest waiter).
+                    self.waiters.fail_all_locked(exc)
                 return
             if pool is None:
                 return

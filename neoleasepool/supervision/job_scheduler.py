@@ -87,7 +87,7 @@ class AsyncJobScheduler:
         self._stop_request: tuple[float | None, bool] = (None, False)
         self._armed: dict[str, AsyncJob] = {}  # loop thread only
         self._tasks: set[asyncio.Task[None]] = set()  # loop thread only
-        self._created = self._finished = self._cancelled = 0
+        self._created = self._finished = self._cancelled = self._broken = 0
 
     def __repr__(self) -> str:
         return (
@@ -296,6 +296,8 @@ class AsyncJobScheduler:
         self._jobs.pop(job.id, None)
         if state == CANCELLED:
             self._cancelled += 1
+        elif state == BROKEN:
+            self._broken += 1
         else:
             self._finished += 1
 
@@ -412,6 +414,7 @@ class AsyncJobScheduler:
             "jobs_created": self._created,
             "jobs_finished": self._finished,
             "jobs_cancelled": self._cancelled,
+            "jobs_broken": self._broken,
             "jobs": jobs,
         }
 

@@ -248,8 +248,8 @@ class SchedulerHost(ALoopHost):
                 future = asyncio.run_coroutine_threadsafe(_run_loop(scheduler), foreign)
             else:
                 assert aloop is not None
+                entry.aloop = aloop  # before its loop runs: stop_aloop() finds it
                 future = aloop.submit(scheduler.loop)
-                entry.aloop = aloop
         except BaseException:
             self._schedulers.remove(scheduler)
             raise

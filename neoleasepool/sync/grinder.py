@@ -22,7 +22,7 @@ from .._util.deadlines import deadline_from_wait, seconds_left
 from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..grinder.facade import WorkGrinder
-from ..grinder.mapping import MapRun, map_length
+from ..grinder.mapping import MapRun, check_map_args, map_length
 from ..grinder.progress import ProgressBar, progress_bar
 from ..types import Stats, WaitArg
 from .base import FacadeBase, wait_result
@@ -127,22 +127,31 @@ class SupervisedWorkGrinder(FacadeBase):
             See :meth:`WorkGrinder.map` for the rest.
         """
         self._blocking("map")
+        check_map_args(fn, iterables, chunk_size, window)
         seconds = check_optional_timeout("timeout", timeout)
         deadline = None if seconds is None else time.monotonic() + seconds
-        run = self.aloop.call(
-            _open_map, self.grinder, fn, iterables, chunk_size, ordered, window
-        )
-        bar = progress_bar(progress, map_length(iterables))
-        return self._results(run, bool(return_exceptions), bar, deadline)
+        if self._closed:
+            raise LeasePoolNotStartedError(f"SupervisedWorkGrinder {self.name!r} is stopped")
+
+        def open_run() -> MapRun:  # at the first next(): nothing runs unread
+            return self.aloop.call(
+                _open_map, self.grinder, fn, iterables, chunk_size, ordered, window
+            )
+
+        bar = progress_bar(progress, map_length(iterables) if progress else None)
+        return self._results(open_run, bool(return_exceptions), bar, deadline)
 
     def _results(
-        self, run: MapRun, return_exceptions: bool, bar: ProgressBar | None,
-        deadline: float | None,
+        self, open_run: Callable[[], MapRun], return_exceptions: bool,
+        bar: ProgressBar | None, deadline: float | None,
     ) -> Iterator[Any]:
+        run = open_run()
         try:
             while True:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                outcomes = self.aloop.run_coroutine_threadsafe(run.next_chunk(), left)
+                # The deadline is kept on the loop: a chunk already there is
+                # returned whatever the time, as Executor.map returns results
+                # already done.
+                outcomes = self.aloop.run_coroutine_threadsafe(run.next_chunk(deadline))
                 if outcomes is None:
                     return
                 if bar is not None:
