@@ -515,3 +515,44 @@ def test_the_blocking_map_gives_results_already_done_after_its_timeout(
     first = next(results)
     time.sleep(0.8)  # a slow consumer, past the timeout: the rest is done already
     assert [first, *results] == [x * x for x in range(6)]
+
+
+def test_stopping_the_grinder_halts_a_map_its_consumer_left_open() -> None:
+    async def main() -> None:
+        grinding = Grinding()
+        async with grinding as g:
+            stream = g.map(square, range(1_000_000), chunk_size=10, window=3)
+            assert await stream.__anext__() == 0  # type: ignore[attr-defined]
+            await g.stop()  # the consumer keeps the stream, unread
+            feeders = [t for t in asyncio.all_tasks() if "_feed" in repr(t.get_coro())]
+            assert not feeders, "a map's feeder outlived the grinder's stop"
+            got = [value async for value in _until_error(stream)]
+            assert got[:9] == [x * x for x in range(1, 10)]  # the chunks out were drained
+            assert isinstance(got[-1], LeasePoolNotStartedError)  # then said why it ended
+            await g.start()
+
+    run(main())
+
+
+def test_the_blocking_map_left_open_does_not_hang_the_supervisors_stop() -> None:
+    with started_supervisor("map-stop", max_threads=4, stop_wait=30) as supervisor:
+        manager = supervisor.create_lease_manager("m", backend="thread", max_pools=1)
+        grinder = supervisor.create_work_grinder("g", manager)
+        results = grinder.map(square, range(1_000_000))
+        for value in results:
+            if value > 100:
+                break  # ``results`` is still referenced: not closed
+        never_started = grinder.map(square, range(1_000_000))
+        stopped = threading.Event()
+        threading.Thread(target=lambda: (supervisor.stop(), stopped.set()), daemon=True).start()
+        assert stopped.wait(30), "the supervisor's stop hung on an open map"
+        del never_started
+
+
+async def _until_error(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The stream's values, then the exception that ended it (if any) as a value."""
+    try:
+        async for value in stream:
+            yield value
+    except Exception as exc:
+        yield exc

@@ -235,6 +235,7 @@ class WorkGrinder:
             return
         self._binding.require_owner("stop", "task_supervisor.stop() or the blocking facade")
         assert self._pipeline is not None and self._batcher is not None
+        self._maps.halt_all()  # their chunks out drain (or are cancelled) below
         await self._pipeline.stop(self._batcher, cancel=cancel_pending)
         self._started = False
         self._batcher = None

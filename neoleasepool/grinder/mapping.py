@@ -151,10 +151,12 @@ class MapRun:
         self._fed = False  # the feeder has ended
         self._input_error: BaseException | None = None
         self._closed = False
+        self._halted: BaseException | None = None  # why feeding stopped early
         self.started_at = time.monotonic()
         self.done = 0  # inputs whose results were read
         self.in_flight = 0  # inputs in chunks out
         self._feeder = asyncio.get_running_loop().create_task(self._feed())
+        self._feeder.add_done_callback(self._feeder_done)
 
     def __repr__(self) -> str:
         return f"<MapRun done={self.done} in_flight={self.in_flight} chunk={self._sizer.size}>"
@@ -182,11 +184,21 @@ class MapRun:
         except asyncio.CancelledError as exc:
             if self._closed:
                 raise  # close() cancelled the feeder
-            self._input_error = exc  # an async input raised it: an input error
+            # halt() cancelled it (the grinder stops), or an async input
+            # raised it: either way the consumer learns it where inputs end.
+            self._input_error = self._halted or exc
         except BaseException as exc:  # the grinder refused the chunk (stopping, broken)
             self._input_error = exc
         finally:
             self._fed = True
+            self._changed.set()
+
+    def _feeder_done(self, _: object) -> None:
+        """However the feeder ended (cancelled before its first step too)."""
+        if not self._fed:
+            self._fed = True
+            if self._input_error is None and not self._closed:
+                self._input_error = self._halted
             self._changed.set()
 
     def _send(self, index: int, inputs: list[Any]) -> None:
@@ -282,6 +294,19 @@ class MapRun:
     def closed(self) -> bool:
         return self._closed
 
+    def halt(self) -> None:
+        """The grinder stops: send no more chunks (loop). The chunks out
+        still end (drained, or cancelled by a cancelling stop) and are read
+        as usual; then the consumer gets ``LeasePoolNotStartedError``
+        instead of a silent, short end. The feeder task ends now, so a
+        consumer that never comes back holds nothing on the loop."""
+        if self._closed or self._fed or self._halted is not None:
+            return
+        self._halted = LeasePoolNotStartedError(
+            "the WorkGrinder stopped before every input of this map was sent"
+        )
+        self._feeder.cancel()
+
     async def close(self) -> None:
         """Stop feeding and cancel every chunk still out; idempotent."""
         if self._closed:
@@ -315,6 +340,11 @@ class MapRuns:
 
     def add(self, run: MapRun) -> None:
         self._runs.add(run)
+
+    def halt_all(self) -> None:
+        """The grinder stops: every run going on sends no more chunks."""
+        for run in self._runs:
+            run.halt()
 
     def stats(self) -> Stats:
         """Inputs of every run so far: done, in flight, and the rate of the
