@@ -243,12 +243,19 @@ def test_leaving_early_cancels_what_is_queued_and_returns_the_leases() -> None:
     run(main())
 
 
-def test_cancelling_the_consumer_cancels_the_chunks_and_propagates() -> None:
-    release = threading.Event()
+class Blocked:
+    """A thread-backend function that returns its input once released."""
 
-    def blocked(value: int) -> int:
-        release.wait(30)
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(self, value: int) -> int:
+        self.release.wait(30)
         return value
+
+
+def test_cancelling_the_consumer_cancels_the_chunks_and_propagates() -> None:
+    blocked = Blocked()
 
     async def main() -> None:
         grinding = Grinding(workers=1)
@@ -265,7 +272,7 @@ def test_cancelling_the_consumer_cancels_the_chunks_and_propagates() -> None:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            release.set()  # the one already running on a thread finishes
+            blocked.release.set()  # the one already running on a thread finishes
             await grinding.settled()
             assert g.stats()["items_cancelled"] >= 1
 
@@ -468,11 +475,7 @@ def test_a_map_never_iterated_holds_nothing() -> None:
 
 
 def test_a_cancelling_stop_ends_the_map_with_an_error_not_a_cancel() -> None:
-    release = threading.Event()
-
-    def blocked(value: int) -> int:
-        release.wait(30)
-        return value
+    blocked = Blocked()
 
     async def main() -> None:
         grinding = Grinding(workers=1)
@@ -486,7 +489,7 @@ def test_a_cancelling_stop_ends_the_map_with_an_error_not_a_cancel() -> None:
             with pytest.raises(LeasePoolNotStartedError):
                 await task
             assert not task.cancelled()
-            release.set()
+            blocked.release.set()
             await stopping
 
     run(main())

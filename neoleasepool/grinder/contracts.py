@@ -105,11 +105,13 @@ class LeaseView:
 class ManagerFacts:
     """What the grinder reads of its manager, with defaults for a stand-in."""
 
-    __slots__ = ("backend", "loop", "started", "workers")
+    __slots__ = ("backend", "loop", "pools", "started", "workers")
 
     def __init__(self, manager: object) -> None:
         workers = getattr(manager, "workers_per_pool", 1)
         self.workers: int = workers if isinstance(workers, int) and workers > 0 else 1
+        pools = getattr(manager, "max_pools", 1)
+        self.pools: int = pools if isinstance(pools, int) and pools > 0 else 1
         self.backend: object = getattr(manager, "backend", None)
         self.started: bool = bool(getattr(manager, "started", True))
         loop = getattr(manager, "loop", None)

@@ -14,7 +14,9 @@ manager, several at once. :class:`WorkGrinder` is the facade over the parts
   chunk kind per backend capability;
 * ``handoff.py``: the thread hand-off that serves plain threads without the
   loop while an in-process lease is held;
-* ``mapping.py``: ``map``, many inputs as self-sizing chunks;
+* ``map_api.py``, ``mapping.py``, ``map_inputs.py``: ``map``, many inputs
+  as self-sizing chunks (its methods, its runs, its inputs);
+* ``options.py``: the arguments, checked at construction;
 * ``faults.py``: one failure of our own code breaks the run, visibly.
 
 Loop ownership: the async methods belong to the loop that called
@@ -28,11 +30,11 @@ import asyncio
 import concurrent.futures
 import itertools
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .._util.loops import LoopBinding
-from .._util.validation import check_duration, check_optional_timeout, check_positive_int
+from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..types import Stats
 from .batches import Batches
@@ -41,17 +43,16 @@ from .chunks import chunk_kind_for
 from .contracts import GrinderManager, ManagerFacts
 from .faults import Breaker
 from .intake import Intake
-from .items import ENDED, AsyncItem, MapChunkItem, ThreadItem
-from .mapping import MapRun, MapRuns, check_map_args, map_length, map_results
+from .items import ENDED, AsyncItem, ThreadItem
+from .map_api import MapMethods
+from .mapping import MapRuns
+from .options import grinder_options
 from .pipeline import Pipeline
-from .progress import progress_bar
 from .queue import ItemQueue
 
 __all__ = ["WorkGrinder"]
 
 T = TypeVar("T")
-
-_default_logger = logging.getLogger("neoleasepool.grinder")
 
 #: leasepool 0.1.3's words for an async method awaited on another loop.
 _WRONG_LOOP = (
@@ -60,7 +61,7 @@ _WRONG_LOOP = (
 )
 
 
-class WorkGrinder:
+class WorkGrinder(MapMethods):
     """Batches many small synchronous jobs onto leased executors.
 
     Args:
@@ -96,26 +97,17 @@ class WorkGrinder:
                 f"executor_manager must be a LeasedExecutorManager, got {executor_manager!r}"
             )
         self._manager = executor_manager
-        self._max_wait = check_duration("max_wait_seconds", max_wait_seconds, leasepool=True)
-        self._threshold = check_positive_int(
-            "batch_size_threshold", batch_size_threshold, leasepool=True
+        self._options = options = grinder_options(
+            max_wait_seconds=max_wait_seconds, batch_size_threshold=batch_size_threshold,
+            lease_seconds=lease_seconds, owner_prefix=owner_prefix, logger=logger,
+            chunk_size=chunk_size,
         )
-        self._lease_seconds = check_duration("lease_seconds", lease_seconds, leasepool=True)
-        if not isinstance(owner_prefix, str) or not owner_prefix:
-            raise ValueError(f"owner_prefix must be a non-empty string, got {owner_prefix!r}")
-        self._owner_prefix = owner_prefix
-        if logger is not None and not isinstance(logger, logging.Logger):
-            raise ValueError(f"logger must be a logging.Logger or None, got {logger!r}")
-        self._logger = logger or _default_logger
-        fixed = (
-            None if chunk_size is None
-            else check_positive_int("chunk_size", chunk_size, leasepool=True)
-        )
-        self._planner = ChunkPlanner(fixed)
+        self._logger = options.logger
+        self._planner = ChunkPlanner(options.chunk_size)
 
         self._binding = LoopBinding("WorkGrinder", _WRONG_LOOP)
         self._started = False
-        self._queue = ItemQueue(self._threshold, self._max_wait)
+        self._queue = ItemQueue(self._options.threshold, self._options.max_wait)
         self._breaker = Breaker(self._binding, self._logger)  # the current run's
         self._intake = Intake(
             self._binding, self._queue, self._wake, self._refusal,
@@ -125,7 +117,6 @@ class WorkGrinder:
         self._pipeline: Pipeline | None = None
         self._batcher: asyncio.Task[None] | None = None
         self._batch_numbers = itertools.count(1)
-        self._earlier_handoffs: dict[str, int] = {"lane_accepted": 0, "items_direct": 0}
         self._maps = MapRuns()
 
     def __repr__(self) -> str:
@@ -135,7 +126,7 @@ class WorkGrinder:
         batches = 0 if self._batches is None else len(self._batches.open)
         return (
             f"<WorkGrinder {state} pending={self._queue.pending} "
-            f"batches_in_flight={batches} threshold={self._threshold}>"
+            f"batches_in_flight={batches} threshold={self._options.threshold}>"
         )
 
     @property
@@ -187,19 +178,18 @@ class WorkGrinder:
         self._new_run(facts)
         self._started = True
         assert self._pipeline is not None
-        self._batcher = self._pipeline.start_batcher(f"{self._owner_prefix}-batcher")
+        self._batcher = self._pipeline.start_batcher(f"{self._options.owner_prefix}-batcher")
         self._batcher.add_done_callback(self._batcher_done)
         self._logger.info(
-            "grinder started threshold=%s max_wait_seconds=%s", self._threshold, self._max_wait
+            "grinder started threshold=%s max_wait_seconds=%s",
+            self._options.threshold, self._options.max_wait,
         )
 
     def _new_run(self, facts: ManagerFacts) -> None:
         """Fresh parts for a run: runners of an earlier run cannot serve this one."""
         intake = self._intake
-        for key, value in intake.handoff.stats().items():
-            if key in self._earlier_handoffs:
-                self._earlier_handoffs[key] += value
-        intake.handoff = intake.new_handoff()
+        intake.renew_handoff()
+        self._lendable_workers = facts.pools * facts.workers  # map's default window
         breaker = Breaker(self._binding, self._logger)
         pipeline = Pipeline(
             manager=self._manager,
@@ -208,8 +198,8 @@ class WorkGrinder:
             kind=chunk_kind_for(facts.backend),
             planner=self._planner,
             workers=facts.workers,
-            lease_seconds=self._lease_seconds,
-            owner_prefix=self._owner_prefix,
+            lease_seconds=self._options.lease_seconds,
+            owner_prefix=self._options.owner_prefix,
             logger=self._logger,
             numbers=self._batch_numbers,
             fault=breaker.report,
@@ -373,90 +363,6 @@ class WorkGrinder:
             ) from None
         return item
 
-    def map(
-        self,
-        fn: Callable[..., Any],
-        /,
-        *iterables: Iterable[Any] | AsyncIterable[Any],
-        chunk_size: int | None = None,
-        ordered: bool = True,
-        return_exceptions: bool = False,
-        window: int | None = None,
-        progress: bool = False,
-    ) -> AsyncIterator[Any]:
-        """``fn`` over the inputs, as ``Executor.map`` does: an async iterator
-        of results, in input order unless ``ordered=False``.
-
-        The inputs (iterables or async iterables, zipped; pulled lazily on
-        the grinder's loop) travel in chunks, each one executor call, sized
-        from measured item cost unless ``chunk_size`` is given; at most
-        ``window`` chunks are out at once, so memory stays bounded whatever
-        the input's length. An input's error is raised at its position,
-        which ends the stream (with ``return_exceptions=True`` it is given
-        in its place instead). Leaving the ``async for`` early, an error, or
-        cancelling the consumer cancels every chunk still out (queued ones
-        never run). ``progress=True`` draws a bar on ``sys.stderr`` when it
-        is a terminal. Each chunk counts as one item in ``stats()``' item
-        counts; ``map_*`` keys count the inputs.
-
-        Raises:
-            LeasePoolNotStartedError: If the grinder is not started or stopping.
-            WrongLoopError: If called from another loop or thread.
-            TypeError: If ``fn`` is not callable or an input is not iterable.
-            ValueError: If ``chunk_size`` or ``window`` is not a positive integer.
-        """
-        self._require_open("map")
-        check_map_args(fn, iterables, chunk_size, window)
-
-        def open_run() -> MapRun:  # at the first __anext__: nothing runs unread
-            return self.open_map(
-                fn, *iterables, chunk_size=chunk_size, ordered=ordered, window=window
-            )
-
-        bar = progress_bar(progress, map_length(iterables) if progress else None)
-        return map_results(open_run, bool(return_exceptions), bar)
-
-    def open_map(
-        self,
-        fn: Callable[..., Any],
-        /,
-        *iterables: Iterable[Any] | AsyncIterable[Any],
-        chunk_size: int | None = None,
-        ordered: bool = True,
-        window: int | None = None,
-    ) -> MapRun:
-        """The run behind :meth:`map`, read chunk by chunk with
-        ``await run.next_chunk()`` (a list of ``(ok, value)`` outcomes, or
-        ``None`` at the end) and ended with ``await run.close()``: what the
-        blocking facade iterates, one loop hop per chunk.
-
-        Raises:
-            See :meth:`map`.
-        """
-        self._require_open("map")
-        size, checked_window = check_map_args(fn, iterables, chunk_size, window)
-        assert self._batches is not None
-        run = MapRun(
-            self._submit_chunk, fn, iterables, chunk_size=size, ordered=bool(ordered),
-            window=checked_window or 2 * self._workers_hint() + 2,
-            pickled=not self._batches.kind.in_process,
-        )
-        self._maps.add(run)
-        return run
-
-    def _submit_chunk(self, call: Callable[..., Any], args: tuple[Any, ...]) -> MapChunkItem:
-        item = self._enqueue(call, args, {}, "map", MapChunkItem)
-        assert isinstance(item, MapChunkItem)
-        return item
-
-    def _workers_hint(self) -> int:
-        """Workers the manager may lend in all (pools times workers), for
-        the default ``map`` window."""
-        pools = getattr(self._manager, "max_pools", 1)
-        pools = pools if isinstance(pools, int) and pools > 0 else 1
-        assert self._batches is not None
-        return pools * self._batches.workers
-
     def _wake(self) -> None:
         if self._pipeline is not None:
             self._pipeline.wake.set()
@@ -488,31 +394,21 @@ class WorkGrinder:
             # Count chunks that finished but are not settled yet: their
             # callers may already hold the results.
             batches.settle_posted()
-        counts = self._intake.counts()
-        handoff = self._intake.handoff.stats()
-        for key, earlier in self._earlier_handoffs.items():
-            handoff[key] += earlier
         return {
             "state": self._state(),
             "started": self._started,
             "stopping": self._stopping,
             "pending": self._queue.pending,
-            "batch_size_threshold": self._threshold,
-            "max_wait_seconds": self._max_wait,
-            "lease_seconds": self._lease_seconds,
+            "batch_size_threshold": self._options.threshold,
+            "max_wait_seconds": self._options.max_wait,
+            "lease_seconds": self._options.lease_seconds,
             "oldest_wait_seconds": self._queue.oldest_wait(),
             "batches_in_flight": 0 if batches is None else len(batches.open),
             "leases_held": 0 if pipeline is None else len(pipeline.workers),
             "running": 0 if batches is None else len(batches.running),
-            "items_submitted": counts["submitted"] + handoff.pop("lane_accepted"),
-            "items_completed": counts["completed"],
-            "items_failed": counts["failed"],
-            "items_cancelled": counts["cancelled"],
-            "batches_run": counts["batches"],
-            "leases_acquired": counts["leases"],
+            **self._intake.stats(),
             "chunking": "auto" if self._planner.fixed is None else self._planner.fixed,
             "avg_item_seconds": self._planner.avg_item_seconds,
-            **handoff,
             **self._maps.stats(),
         }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from .._util.loops import LoopBinding
 from .._util.mailbox import Mailbox
@@ -61,10 +62,19 @@ class Intake:
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(COUNTS, 0)
+        self._earlier_handoffs = {"lane_accepted": 0, "items_direct": 0}  # of past runs
 
     def new_handoff(self) -> Handoff:
         """A thread hand-off whose items come back here."""
         return Handoff(self.given_back, self._watch_from_thread)
+
+    def renew_handoff(self) -> None:
+        """A new run gets a new hand-off (runners of an earlier run cannot
+        serve it); the counts of the old one are kept."""
+        old = self.handoff.stats()
+        for key in self._earlier_handoffs:
+            self._earlier_handoffs[key] += old[key]
+        self.handoff = self.new_handoff()
 
     # ------------------------------------------------------------- coming in
 
@@ -200,6 +210,22 @@ class Intake:
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
+
+    def stats(self) -> dict[str, Any]:
+        """The grinder's item and hand-off counts, across runs, for ``stats()``."""
+        counts = self.counts()
+        handoff = self.handoff.stats()
+        for key, earlier in self._earlier_handoffs.items():
+            handoff[key] += earlier
+        return {
+            "items_submitted": counts["submitted"] + handoff.pop("lane_accepted"),
+            "items_completed": counts["completed"],
+            "items_failed": counts["failed"],
+            "items_cancelled": counts["cancelled"],
+            "batches_run": counts["batches"],
+            "leases_acquired": counts["leases"],
+            **handoff,
+        }
 
 
 def cancel_item(item: Item) -> None:

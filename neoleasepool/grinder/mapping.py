@@ -29,18 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import pickle
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from .._util.validation import check_positive_int
 from ..exceptions import LeasePoolNotStartedError
 from ..types import Stats
 from .calls import run_map_chunk
 from .items import MapChunkItem, Outcome
+from .map_inputs import inputs_of
 from .progress import ProgressBar
 
 __all__ = [
@@ -48,8 +47,7 @@ __all__ = [
     "ChunkSizer",
     "MapRun",
     "MapRuns",
-    "check_map_args",
-    "map_length",
+    "deliver",
     "map_results",
 ]
 
@@ -139,7 +137,7 @@ class MapRun:
         self._submit = submit
         self._fn = fn
         self._star = len(iterables) > 1
-        self._inputs = _inputs(iterables)
+        self._inputs = inputs_of(iterables)
         self._sizer = ChunkSizer(chunk_size)
         self._ordered = ordered
         self._window = window
@@ -361,37 +359,6 @@ class MapRuns:
         }
 
 
-def map_length(iterables: tuple[Any, ...]) -> int | None:
-    """How many inputs a ``map`` has, if every iterable can say cheaply
-    (sequences and ranges; else ``None``): only for the progress bar."""
-    try:
-        if all(isinstance(inputs, (Sequence, range)) for inputs in iterables):
-            return min(len(inputs) for inputs in iterables)
-    except Exception:  # a len() that overflows or fails: show no total
-        pass
-    return None
-
-
-def check_map_args(
-    fn: Any, iterables: tuple[Any, ...], chunk_size: int | None, window: int | None
-) -> tuple[int | None, int | None]:
-    """Check ``map``'s arguments; the chunk size and window, checked.
-
-    Raises:
-        TypeError: If ``fn`` is not callable or an input is not iterable.
-        ValueError: If ``chunk_size`` or ``window`` is not a positive integer.
-    """
-    if not callable(fn):
-        raise TypeError(f"WorkGrinder.map() needs a callable, got {fn!r}")
-    if not iterables:
-        raise TypeError("WorkGrinder.map() needs at least one iterable of inputs")
-    for inputs in iterables:
-        if not isinstance(inputs, (Iterable, AsyncIterable)):
-            raise TypeError(f"WorkGrinder.map() inputs must be iterable, got {inputs!r}")
-    size = None if chunk_size is None else check_positive_int("chunk_size", chunk_size)
-    return size, None if window is None else check_positive_int("window", window)
-
-
 async def map_results(
     open_run: Callable[[], MapRun], return_exceptions: bool, bar: ProgressBar | None
 ) -> AsyncIterator[Any]:
@@ -405,78 +372,23 @@ async def map_results(
     run = open_run()
     try:
         while (outcomes := await run.next_chunk()) is not None:
-            if bar is not None:
-                bar(len(outcomes))
-            for ok, value in outcomes:
-                if ok or return_exceptions:
-                    yield value
-                else:
-                    raise value
+            for value in deliver(outcomes, return_exceptions, bar):
+                yield value
     finally:
         await run.close()
         if bar is not None:
             bar.finish()
 
 
-# ----------------------------------------------------------------- inputs
-
-
-class _SyncInputs:
-    """Inputs from plain iterables, pulled on the loop."""
-
-    def __init__(self, iterator: Iterator[Any]) -> None:
-        self._iterator = iterator
-
-    async def take(self, size: int) -> tuple[list[Any], BaseException | None]:
-        """Up to ``size`` inputs, and the iterable's error if it raised.
-
-        The user's iterators are never closed here (as ``Executor.map``
-        leaves them): what is not taken stays theirs.
-        """
-        taken: list[Any] = []
-        append = taken.append
-        try:
-            for value in itertools.islice(self._iterator, size):
-                append(value)
-        except BaseException as exc:  # raised at its position, after the inputs before it
-            return taken, exc
-        return taken, None
-
-
-class _AsyncInputs:
-    """Inputs from async iterables (plain ones among them are wrapped)."""
-
-    def __init__(self, iterators: list[AsyncIterator[Any]], star: bool) -> None:
-        self._iterators = iterators
-        self._star = star
-
-    async def take(self, size: int) -> tuple[list[Any], BaseException | None]:
-        taken: list[Any] = []
-        try:
-            while len(taken) < size:
-                values = []
-                for iterator in self._iterators:
-                    values.append(await iterator.__anext__())
-                taken.append(tuple(values) if self._star else values[0])
-        except StopAsyncIteration:
-            pass
-        except asyncio.CancelledError:
-            raise  # the feeder's: MapRun tells its own cancel from the input's
-        except BaseException as exc:
-            return taken, exc
-        return taken, None
-
-
-def _inputs(iterables: tuple[Iterable[Any] | AsyncIterable[Any], ...]) -> Any:
-    if not any(isinstance(it, AsyncIterable) for it in iterables):
-        sync: list[Iterable[Any]] = list(iterables)  # type: ignore[arg-type]
-        return _SyncInputs(iter(sync[0]) if len(sync) == 1 else zip(*sync, strict=False))
-    iterators = [
-        it.__aiter__() if isinstance(it, AsyncIterable) else _as_async(it) for it in iterables
-    ]
-    return _AsyncInputs(iterators, star=len(iterables) > 1)
-
-
-async def _as_async(iterable: Iterable[Any]) -> AsyncIterator[Any]:
-    for value in iterable:
-        yield value
+def deliver(
+    outcomes: list[Outcome], return_exceptions: bool, bar: ProgressBar | None
+) -> Iterator[Any]:
+    """One chunk's results in order, counted on ``bar``; an error is raised
+    at its position, or with ``return_exceptions`` given in its place."""
+    if bar is not None:
+        bar(len(outcomes))
+    for ok, value in outcomes:
+        if ok or return_exceptions:
+            yield value
+        else:
+            raise value

@@ -22,7 +22,8 @@ from .._util.deadlines import deadline_from_wait, seconds_left
 from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..grinder.facade import WorkGrinder
-from ..grinder.mapping import MapRun, check_map_args, map_length
+from ..grinder.map_inputs import check_map_args, map_length
+from ..grinder.mapping import MapRun, deliver
 from ..grinder.progress import ProgressBar, progress_bar
 from ..types import Stats, WaitArg
 from .base import FacadeBase, wait_result
@@ -154,13 +155,7 @@ class SupervisedWorkGrinder(FacadeBase):
                 outcomes = self.aloop.run_coroutine_threadsafe(run.next_chunk(deadline))
                 if outcomes is None:
                     return
-                if bar is not None:
-                    bar(len(outcomes))
-                for ok, value in outcomes:
-                    if ok or return_exceptions:
-                        yield value
-                    else:
-                        raise value
+                yield from deliver(outcomes, return_exceptions, bar)
         finally:
             if self.aloop.active and not self.aloop.in_loop_thread():
                 with contextlib.suppress(LeasePoolNotStartedError):
