@@ -372,12 +372,16 @@ class Batches:
 
 
 def _cut(items: list[Item], size: int) -> list[list[Item]]:
-    """``items`` in chunks of ``size``; solo items (map chunks) each alone."""
-    if not any(item.solo for item in items):
-        return [items[start : start + size] for start in range(0, len(items), size)]
-    solo = [[item] for item in items if item.solo]
-    rest = [item for item in items if not item.solo]
-    return solo + [rest[start : start + size] for start in range(0, len(rest), size)]
+    """``items`` in chunks of ``size``; solo items (map chunks) each alone.
+
+    The queue hands solo items out first (``queue.py``), so they are the
+    head of a batch: a batch without any costs one look.
+    """
+    solo = 0
+    while solo < len(items) and items[solo].solo:
+        solo += 1
+    chunks = [[item] for item in items[:solo]]
+    return chunks + [items[start : start + size] for start in range(solo, len(items), size)]
 
 
 def _pool_lost(batch: Batch, failure: BaseException) -> BaseException:

@@ -109,8 +109,8 @@ class ItemQueue:
         return max(0.0, time.monotonic() - min(heads))
 
     def take(self, limit: int | None = None) -> list[Item]:
-        """Take up to ``limit`` (default: the threshold) items for a batch;
-        they move to ``RUNNING``."""
+        """Take up to ``limit`` (default: the threshold) items for a batch,
+        solo items first; they move to ``RUNNING``."""
         limit = self.threshold if limit is None else limit
         self._hurry = False
         taken: list[Item] = []
