@@ -17,3 +17,8 @@ def square(value: int) -> int:
 def block_2ms(*_args: object) -> None:
     """Block the worker for 2 ms (releases the GIL, like I/O)."""
     time.sleep(0.002)
+
+
+def hang(seconds: float) -> None:
+    """A call that overstays (stopped by its time limit)."""
+    time.sleep(seconds)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from ._util.current import ItemToken, current_item
+from ._util.limits import TimeLimited, time_limited
 from ._version import __version__
 from .backends.base import (
     Backend,
@@ -19,12 +21,16 @@ from .backends.base import (
 )
 from .backends.dask import DaskBackend, DaskWorkLostError
 from .backends.process_logging import ProcessLoggingConfig
+from .backends.procpool import WorkerPool
 from .exceptions import (
+    ItemTimeoutError,
     LeaseExpiredError,
     LeasePoolError,
     LeasePoolNotStartedError,
     LeaseUnavailableError,
+    SoftTimeLimitExceeded,
     UnsupportedBackendError,
+    WorkerDiedError,
     WrongLoopError,
 )
 from .grinder.facade import WorkGrinder
@@ -69,6 +75,8 @@ __all__ = [
     "DaskWorkLostError",
     "ExecutorBackend",
     "ExecutorLease",
+    "ItemTimeoutError",
+    "ItemToken",
     "LeaseExpiredError",
     "LeasePoolError",
     "LeasePoolNotStartedError",
@@ -77,19 +85,25 @@ __all__ = [
     "LeasedExecutorManager",
     "PoolSpec",
     "ProcessLoggingConfig",
+    "SoftTimeLimitExceeded",
     "SupervisedLease",
     "SupervisedLeaseManager",
     "SupervisedWorkGrinder",
     "SupervisorInfo",
     "TaskSupervisor",
+    "TimeLimited",
     "UnsupportedBackendError",
     "WorkGrinder",
+    "WorkerDiedError",
+    "WorkerPool",
     "WrongLoopError",
     "__version__",
     "backend_availability",
     "background_worker",
+    "current_item",
     "register_backend",
     "spawn",
     "spawn_ajob",
     "task_supervisor",
+    "time_limited",
 ]

@@ -19,6 +19,7 @@ from neoleasepool import (
     LeasedExecutorManager,
     PoolSpec,
     UnsupportedBackendError,
+    WorkerDiedError,
     backend_availability,
     register_backend,
 )
@@ -223,10 +224,42 @@ def test_process_backend_passes_initializer_and_uses_a_safe_start_method() -> No
 # ------------------------------------------------------------ crashed worker
 
 
-def test_crashed_worker_fails_only_its_work_and_the_pool_is_replaced() -> None:
+def test_a_crashed_worker_of_our_pool_fails_only_its_call_and_the_pool_goes_on() -> None:
     async def main() -> None:
         manager = LeasedExecutorManager(
             backend="process", max_pools=2, min_pools=2, workers_per_pool=1
+        )
+        async with serving(manager):
+            victim = await manager.acquire(owner="victim")
+            bystander = await manager.acquire(owner="bystander")
+            victim_pid = await victim.run(getpid)
+            bystander_pid = await bystander.run(getpid)
+            slow = asyncio.ensure_future(bystander.run(sleep_then, 0.5, "survived"))
+            with pytest.raises(BrokenProcessPool) as caught:
+                await victim.run(crash)
+            assert isinstance(caught.value, WorkerDiedError)
+            assert f"pid={victim_pid}" in str(caught.value)
+            assert await slow == "survived"
+            assert await bystander.run(getpid) == bystander_pid
+
+            # The same lease keeps working: the same pool, a new worker.
+            assert victim.active
+            assert await victim.run(square, 11) == 121
+            assert await victim.run(getpid) != victim_pid
+            stats = manager.stats()
+            assert stats["pools_broken"] == 0
+            assert stats["pools_retired"] == 0
+            assert stats["pools_created"] == 2
+            await victim.release()
+            await bystander.release()
+
+    run(main())
+
+
+def test_a_crashed_worker_breaks_a_stdlib_pool_which_is_replaced() -> None:
+    async def main() -> None:
+        manager = LeasedExecutorManager(
+            backend="stdlib-process", max_pools=2, min_pools=2, workers_per_pool=1
         )
         async with serving(manager):
             victim = await manager.acquire(owner="victim")
@@ -262,9 +295,10 @@ def test_crashed_worker_fails_only_its_work_and_the_pool_is_replaced() -> None:
     run(main(), timeout=60)
 
 
-def test_crash_while_draining_still_returns_a_working_pool() -> None:
+@pytest.mark.parametrize(("backend", "broken"), [("process", 0), ("stdlib-process", 1)])
+def test_crash_while_draining_still_returns_a_working_pool(backend: str, broken: int) -> None:
     async def main() -> None:
-        manager = LeasedExecutorManager(backend="process", max_pools=1, workers_per_pool=1)
+        manager = LeasedExecutorManager(backend=backend, max_pools=1, workers_per_pool=1)
         async with serving(manager):
             lease = await manager.acquire()
             await lease.run(getpid)
@@ -278,7 +312,7 @@ def test_crash_while_draining_still_returns_a_working_pool() -> None:
             assert isinstance(outcomes[1], BrokenProcessPool)
             async with await manager.acquire(timeout=30) as fresh:
                 assert await fresh.run(square, 4) == 16
-            assert manager.stats()["pools_broken"] == 1
+            assert manager.stats()["pools_broken"] == broken  # ours: a worker replaced
             assert manager.total_count == 1
 
     run(main(), timeout=60)

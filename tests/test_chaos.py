@@ -2,7 +2,9 @@
 thread injects faults.
 
 Faults: worker processes killed from inside an item (``os._exit``) and
-from outside (SIGKILL of a worker pid), items cancelled, leases of a second
+from outside (SIGKILL of a worker pid), items that hang past their time
+limit, items cancelled (queued ones, and hung ones while they run), worker
+processes recycled every few calls, leases of a second
 manager left to expire under holders that outlive them, the size provider
 flipped (negative, NaN, huge, raising), and ``notify_scale_changed()``
 called from other threads.  At the end: every future ended exactly once,
@@ -25,7 +27,13 @@ from typing import Any
 
 import pytest
 
-from neoleasepool import LeaseExpiredError, TaskSupervisor
+from neoleasepool import (
+    ItemTimeoutError,
+    LeaseExpiredError,
+    TaskSupervisor,
+    WorkerDiedError,
+    time_limited,
+)
 
 from .chaos_work import compute, crash_or_compute, fail_with, sleep_then
 from .figures import report
@@ -87,6 +95,11 @@ def _hold_expiring_leases(short: Any, rounds: int, figures: dict[str, int]) -> N
             assert lease.executor.submit(compute, 2).result(30) == compute(2)
         except concurrent.futures.BrokenExecutor:
             pass  # the driver SIGKILLed this pool's worker: a fault of its own
+        except concurrent.futures.CancelledError:
+            # Revoked before a worker took the call (a process pool's first
+            # worker may start later than 0.05 s): the retired pool's
+            # shutdown cancelled it, as ProcessPoolExecutor's does.
+            pass
         wait_until(lambda lease=lease: not lease.active, timeout=30)
         with pytest.raises(LeaseExpiredError):
             lease.executor.submit(compute, 3)
@@ -101,29 +114,43 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
     rng = random.Random(SEED)
     n = ITEMS[backend]
     size = SizeSignal()
+    process = backend == "process"
+    recycling: dict[str, Any] = {"max_tasks_per_child": 40} if process else {}
     pool = sup.create_lease_manager(
         "cpu", backend=backend, max_pools=3, min_pools=1, units_per_pool=10,
-        workers_per_pool=2, size_provider=size, check_interval=0.2,
+        workers_per_pool=2, size_provider=size, check_interval=0.2, **recycling,
     )
     short = sup.create_lease_manager(
         "short", backend=backend, max_pools=1, workers_per_pool=1, lease_grace_seconds=0,
     )
     grinder = sup.create_work_grinder("g", pool, batch_size_threshold=20, max_wait_seconds=0.01)
-    process = backend == "process"
     crash_at = set(rng.sample(range(n), 6)) if process else set()
     fail_at = set(rng.sample(range(n), 30)) - crash_at
+    # Items that hang past a time limit (a process worker is stopped; a
+    # thread runs on for a second), and timed items that finish in time.
+    hang_at = set(rng.sample(range(n), 8)) - crash_at - fail_at
+    timed_at = set(rng.sample(range(n), 40)) - crash_at - fail_at - hang_at
+    hang = time_limited(sleep_then, 0.3)
+    hang_seconds = 30.0 if process else 1.0
     figures = dict.fromkeys(
-        ("crashes_inside", "sigkills", "cancels", "size_flips", "notifies", "leases_expired"), 0
+        ("crashes_inside", "sigkills", "cancels", "running_cancels", "size_flips", "notifies",
+         "leases_expired"), 0,
     )
     counter = EndCounter()
     futures: list[concurrent.futures.Future[Any]] = []
     cancelled_futures: set[int] = set()
+    hung: list[concurrent.futures.Future[Any]] = []
     fed = threading.Event()
 
     def feed() -> None:
         for i in range(n):
             if i in fail_at:
                 future = grinder.enqueue(fail_with, i)
+            elif i in hang_at:
+                future = grinder.enqueue(hang, hang_seconds, i)
+                hung.append(future)
+            elif i in timed_at:
+                future = grinder.enqueue(time_limited(compute, 60), i)
             else:
                 future = grinder.enqueue(crash_or_compute, i, i in crash_at)
             counter.watch(future)
@@ -142,7 +169,14 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
     def drive() -> None:
         while not done.wait(0.01):
             action = rng.random()
-            if action < 0.4 and futures:
+            if action < 0.03 and hung:
+                # A hung item, likely running: its worker (process) is stopped.
+                target = rng.choice(hung)
+                if target.cancel():
+                    cancelled_futures.add(id(target))
+                    figures["cancels"] = len(cancelled_futures)
+                    figures["running_cancels"] += 1
+            elif action < 0.4 and futures:
                 # The newest items are the likeliest still queued.
                 # cancel() of an already cancelled future is True again:
                 # count each future once.
@@ -187,7 +221,7 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
     assert set(counter.ends.values()) == {1}
 
     # Each item not cancelled or crashed returned its correct result.
-    results = cancelled = crashed = failed = 0
+    results = cancelled = crashed = failed = timed_out = 0
     for i, future in enumerate(futures):
         if future.cancelled():
             cancelled += 1
@@ -195,7 +229,12 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
         exc = future.exception()
         if isinstance(exc, concurrent.futures.BrokenExecutor):
             assert process, f"item {i}: a thread pool cannot break"
+            # Our pool: a dead worker fails only what it ran, not its pool.
+            assert isinstance(exc, WorkerDiedError), (i, exc)
             crashed += 1
+        elif i in hang_at:
+            assert isinstance(exc, ItemTimeoutError), (i, exc)
+            timed_out += 1
         elif i in fail_at:
             assert isinstance(exc, ValueError) and exc.args == (i,), (i, exc)
             failed += 1
@@ -204,14 +243,13 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
             assert exc is None, (i, exc)
             assert future.result() == compute(i)
             results += 1
-    # Most items still succeed.  Not "more than half": a crash fails every
-    # chunk queued in its ProcessPoolExecutor (the stdlib fails the whole
-    # pool), so under load a few crashes can take a large share; what must
-    # hold for every item is checked above.
-    if results <= n // 4:  # say how the items failed, for whoever reads the CI log
+    # A crash costs only the call its worker ran: one chunk, at most a
+    # batch (``batch_size_threshold``) of items, never the pool's queue.
+    crash_events = len(crash_at) + figures["sigkills"]
+    if crashed > 20 * crash_events:  # say how the items failed, for the CI log
         kinds = Counter(repr(f.exception())[:120] for f in futures if not f.cancelled())
         raise AssertionError(
-            f"only {results} of {n} items succeeded ({crashed} crashed)\n"
+            f"{crashed} items died with their worker in {crash_events} crashes\n"
             f"failures: {kinds.most_common(6)}\nfigures: {figures}\n"
             f"manager: {pool.stats()}\ngrinder: {grinder.stats()}"
         )
@@ -219,7 +257,7 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
     # The grinder's counts match what happened.  An item counts itself as
     # its future reaches its final state, just after that state becomes
     # visible: give the last few ends a moment to be counted.
-    expected = (results, failed + crashed, cancelled, 0, 0)
+    expected = (results, failed + crashed + timed_out, cancelled, 0, 0)
     wait_until(
         lambda: (lambda s: (
             s["items_completed"], s["items_failed"], s["items_cancelled"], s["pending"],
@@ -231,7 +269,9 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
     assert stats["pending"] == 0 and stats["running"] == 0
     assert stats["items_submitted"] == n
     assert stats["items_completed"] == results
-    assert stats["items_failed"] == failed + crashed
+    assert stats["items_failed"] == failed + crashed + timed_out
+    assert stats["items_timed_out"] == timed_out
+    wait_until(lambda: grinder.stats(timeout=30)["items_overdue"] == 0, timeout=30)
     assert stats["items_cancelled"] == cancelled == figures["cancels"]
 
     # The manager is back at its target size; its lease counts add up.
@@ -255,7 +295,8 @@ def test_chaos_every_item_ends_once_with_the_right_outcome(
     assert grinder.submit(compute, 11, timeout=60) == compute(11)
     report(
         request.config, f"chaos[{backend}]", items=n, results=results, failed=failed,
-        crashed=crashed, cancelled=cancelled, faults=sum(figures.values()) - figures["notifies"],
+        crashed=crashed, timed_out=timed_out, cancelled=cancelled,
+        faults=sum(figures.values()) - figures["notifies"],
         **figures, invariants_held=6,
     )
 

@@ -260,11 +260,16 @@ def test_work_fails_instead_of_hanging_when_the_manager_stops_first() -> None:
 # ------------------------------------------------------- crashed workers
 
 
-def test_a_process_worker_crash_fails_only_the_broken_pools_items(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("backend", "broken"), [("process", 0), ("stdlib-process", 1)])
+def test_a_process_worker_crash_fails_only_the_broken_pools_items(
+    tmp_path: Path, backend: str, broken: int
+) -> None:
+    """On our pool only the crashed call fails (and the worker is replaced);
+    ``ProcessPoolExecutor`` breaks as a whole and the manager replaces it."""
     started, release = str(tmp_path / "started"), str(tmp_path / "release")
 
     async def main() -> None:
-        mgr = manager(backend="process", max_pools=2, min_pools=2, workers_per_pool=1)
+        mgr = manager(backend=backend, max_pools=2, min_pools=2, workers_per_pool=1)
         g = grinder(mgr, batch_size_threshold=2)
         async with serving(mgr, g):
             try:
@@ -291,7 +296,7 @@ def test_a_process_worker_crash_fails_only_the_broken_pools_items(tmp_path: Path
                     asyncio.gather(*[await g.enqueue(square, i) for i in range(6)]), 60
                 )
                 assert later == [i * i for i in range(6)]
-                assert mgr.stats()["pools_broken"] == 1
+                assert mgr.stats()["pools_broken"] == broken
             finally:
                 Path(release).touch()
 

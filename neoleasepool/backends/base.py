@@ -19,19 +19,20 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..exceptions import UnsupportedBackendError
-from .process_logging import ProcessLogForwarder, ProcessLoggingConfig, safe_mp_context
+from .process_logging import ProcessLoggingConfig
 
 __all__ = [
     "Backend",
     "BackendSession",
     "ExecutorBackend",
     "PoolSpec",
+    "StoppingExecutor",
     "backend_availability",
     "get_backend",
     "register_backend",
@@ -65,6 +66,30 @@ class PoolSpec:
     workers: int
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class StoppingExecutor(Protocol):
+    """An executor that enforces time limits and can stop a running call
+    (a backend whose ``stops_calls`` is true builds these).
+
+    Cancelling one of its futures while the call runs stops the worker
+    running it, and the cancel succeeds.
+    """
+
+    def submit_limited(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
+        name: str | None = None,
+    ) -> concurrent.futures.Future[Any]:
+        """Submit ``fn(*args, **kwargs)`` with time limits counted from its
+        start; ``name`` names it in errors (default: ``fn``'s name)."""
+        ...
 
 
 class BackendSession:
@@ -128,6 +153,10 @@ class Backend:
     #: never ran, so its items may be sent again one by one.
     pickles_calls: bool = False
 
+    #: Its pools are each a :class:`StoppingExecutor`: they enforce time limits
+    #: and stop the worker of a cancelled running call.
+    stops_calls: bool = False
+
     def unavailable_reason(self) -> str | None:
         """Why the backend cannot run here, or ``None`` when it can."""
         return None
@@ -159,7 +188,7 @@ class Backend:
         raise UnsupportedBackendError(f"backend {self.name!r} does not define open()")
 
 
-def _check_pool_options(cls: Callable[..., Any], options: Mapping[str, Any], what: str) -> None:
+def check_pool_options(cls: Callable[..., Any], options: Mapping[str, Any], what: str) -> None:
     """Reject ``max_workers`` and any option the pool class ``cls`` does not take."""
     if "max_workers" in options:
         raise ValueError("pass workers_per_pool instead of max_workers")
@@ -189,7 +218,7 @@ class _ThreadBackend(Backend):
         return ThreadPoolExecutor
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        _check_pool_options(self.executor_class(), options, self.name)
+        check_pool_options(self.executor_class(), options, self.name)
 
     def open(
         self,
@@ -221,71 +250,6 @@ class _InterpreterBackend(_ThreadBackend):
             concurrent.futures, "InterpreterPoolExecutor"
         )
         return cls
-
-
-def _kill_workers(executor: Executor) -> None:
-    terminate_workers = getattr(executor, "terminate_workers", None)
-    if terminate_workers is not None:  # Python 3.14+
-        terminate_workers()
-        return
-    processes = getattr(executor, "_processes", None) or {}
-    for process in list(processes.values()):
-        if process.is_alive():
-            process.kill()
-
-
-class _ProcessSession(BackendSession):
-    def __init__(
-        self,
-        options: Mapping[str, Any],
-        logger: logging.Logger,
-        process_logging: ProcessLoggingConfig | None,
-    ) -> None:
-        self._options = dict(options)
-        if self._options.get("mp_context") is None:
-            self._options["mp_context"] = safe_mp_context()
-        self._forwarder: ProcessLogForwarder | None = None
-        if process_logging is not None and process_logging.enabled:
-            self._forwarder = ProcessLogForwarder(
-                process_logging, logger, self._options["mp_context"]
-            )
-            self._options = self._forwarder.wrap_initializer(self._options)
-        self._lock = threading.Lock()
-
-    def create(self, spec: PoolSpec) -> Executor:
-        return ProcessPoolExecutor(max_workers=spec.workers, **self._options)
-
-    def terminate(self, executor: Executor) -> None:
-        with self._lock:
-            _kill_workers(executor)
-
-    def close(self) -> None:
-        if self._forwarder is not None:
-            self._forwarder.close()
-            self._forwarder = None
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "start_method": self._options["mp_context"].get_start_method(),
-            "forwarding_logs": self._forwarder is not None,
-        }
-
-
-class _ProcessBackend(Backend):
-    name = ExecutorBackend.PROCESS.value
-    pickles_calls = True
-
-    def check_options(self, options: Mapping[str, Any]) -> None:
-        _check_pool_options(ProcessPoolExecutor, options, self.name)
-
-    def open(
-        self,
-        options: Mapping[str, Any],
-        *,
-        logger: logging.Logger,
-        process_logging: ProcessLoggingConfig | None,
-    ) -> BackendSession:
-        return _ProcessSession(options, logger, process_logging)
 
 
 class _FactorySession(BackendSession):
@@ -398,5 +362,5 @@ def backend_availability() -> dict[str, str | None]:
     return {name: backends[name].unavailable_reason() for name in sorted(backends)}
 
 
-for _builtin in (_ThreadBackend(), _ProcessBackend(), _InterpreterBackend()):
-    register_backend(_builtin.name, _builtin)
+THREAD_BACKEND = _ThreadBackend()
+INTERPRETER_BACKEND = _InterpreterBackend()

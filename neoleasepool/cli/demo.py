@@ -11,8 +11,10 @@ synchronous program (no ``async def`` in its main thread) serves it with
   and by a coroutine on an aloop of its own (``asubmit``).  When a device
   leaves, its readings still queued are cancelled and never run;
 * three analyser threads that lease a process pool per device
-  (``with cpu.lease(owner=...)``), and one job that overstays its lease so
-  that the manager revokes it at the hard expiry and kills its worker.
+  (``with cpu.lease(owner=...)``), one job that overstays its lease so
+  that the manager revokes it at the hard expiry and kills its worker, and
+  one that hangs under a 0.5 s time limit (``time_limited``): its worker is
+  stopped and replaced, and the same pool serves the next job.
 
 The main thread samples ``stats()`` a few times a second and hands
 :class:`~neoleasepool._render.Snapshot` objects to the screen.  The run ends
@@ -34,7 +36,8 @@ import time
 from collections import deque
 from typing import Any, TextIO
 
-from ..exceptions import LeaseExpiredError
+from .._util.limits import time_limited
+from ..exceptions import ItemTimeoutError, LeaseExpiredError
 from ..supervision.supervisor import task_supervisor
 from ..sync import SupervisedLeaseManager, SupervisedWorkGrinder
 from .render import Screen, Snapshot, summary_lines
@@ -156,6 +159,7 @@ class Demo:
         self.notes: list[str] = []
         self.analyses = 0
         self.revoked_jobs = 0
+        self.timed_out_jobs = 0
         self.async_items = 0
         self.peaks: dict[str, tuple[int, int]] = {}
         self.rates: deque[tuple[float, int]] = deque(maxlen=12)
@@ -186,6 +190,7 @@ class Demo:
 
     def _analyser(self, index: int, cpu: SupervisedLeaseManager) -> None:
         stuck_at = 0.3 if index == 0 and self.seconds >= 3 else None
+        hung_at = 0.5 if index == 1 and self.seconds >= 3 else None
         while not self.stop.wait(self.rng.uniform(0.05, 0.3)):
             devices = self.fleet.snapshot()
             if not devices:
@@ -194,6 +199,10 @@ class Demo:
             if stuck_at is not None and self.progress() >= stuck_at:
                 stuck_at = None
                 self._overstay(cpu, device)
+                continue
+            if hung_at is not None and self.progress() >= hung_at:
+                hung_at = None
+                self._time_limit(cpu, device)
                 continue
             try:
                 with cpu.lease(owner=f"analyse:{device}", lease_seconds=2.0, timeout=1.0) as lease:
@@ -221,6 +230,24 @@ class Demo:
         except concurrent.futures.TimeoutError:  # (the builtin TimeoutError on 3.11+)
             self.notes.append(f"stuck:{device} was not revoked within 10 s")
         lease.release()
+
+    def _time_limit(self, cpu: SupervisedLeaseManager, device: str) -> None:
+        """A job that hangs, under a 0.5 s time limit: its worker is stopped
+        and replaced, and the same pool serves the next job."""
+        try:
+            with cpu.lease(owner=f"limited:{device}", lease_seconds=10.0, timeout=5.0) as lease:
+                hung = lease.executor.submit(time_limited(hang, 0.5), 30.0)
+                try:
+                    hung.result(timeout=10)
+                except ItemTimeoutError as exc:
+                    lease.run(fingerprint, device, 20_000)  # same pool, new worker
+                    self.notes.append(
+                        f"limited:{device} hung, stopped at its 0.5 s limit after "
+                        f"{exc.elapsed:.2f} s; its pool went on"
+                    )
+                    self.timed_out_jobs += 1
+        except (TimeoutError, LeaseExpiredError) as exc:
+            self.notes.append(f"limited:{device} could not run ({type(exc).__name__})")
 
     def _scanner(self, managers: list[SupervisedLeaseManager], **_: Any) -> None:
         """The interval worker's target (a supervisor pool thread)."""
@@ -361,6 +388,7 @@ class Demo:
             ("work on process leases",),
             ("analyses done", f"{self.analyses:,}"),
             ("jobs revoked at hard expiry", f"{self.revoked_jobs}"),
+            ("hung jobs stopped by their time limit", f"{self.timed_out_jobs}"),
             ("devices",),
             ("peak online", f"{self.fleet.peak}"),
             ("connects / disconnects", f"{self.fleet.connects} / {self.fleet.disconnects}"),

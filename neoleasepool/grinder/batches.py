@@ -17,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from .._util.mailbox import Mailbox
-from ..exceptions import LeaseExpiredError
+from ..exceptions import ItemTimeoutError, LeaseExpiredError
 from .chunking import ChunkPlanner
 from .chunks import ChunkKind, sendable
 from .contracts import LeaseView
 from .handoff import LINGER_SECONDS, Handoff, Runner
 from .items import ENDED, RUNNING, Item, Outcome, ThreadItem, forget_call
+from .overtime import Overtime
 from .queue import ItemQueue
 
 __all__ = ["Batch", "Batches", "Load"]
@@ -109,6 +111,7 @@ class Batches:
         wake: Wakes the batcher (loop thread).
         logger: For runner failures (bugs).
         running: Where items taken by batches are kept until they end.
+        overtime: The time limits the grinder keeps itself.
         fault: Reports a failure of its own code (any thread): a
             done-callback that raised would otherwise leave its items
             waiting forever (``concurrent.futures`` only logs it).
@@ -126,6 +129,7 @@ class Batches:
         wake: Callable[[], None],
         logger: logging.Logger,
         running: set[Item],
+        overtime: Overtime,
         fault: Callable[[str, BaseException], None],
     ) -> None:
         self.loop = loop
@@ -138,7 +142,9 @@ class Batches:
         self.logger = logger
         self.open: set[Batch] = set()  # batches in flight
         self.running = running  # taken by a batch, not ended
-        self.chunks: set[concurrent.futures.Future[Any]] = set()
+        self.overtime = overtime
+        #: The calls out (chunks, and hand-off runners with no items).
+        self.chunks: dict[concurrent.futures.Future[Any], list[Item]] = {}
         self.cancelling = False  # read by worker threads: set once, never cleared
         self.stopping = False
         self.leasing = False  # the batcher waits for a lease: start no runners
@@ -178,7 +184,9 @@ class Batches:
             return
         future = self.kind.send(batch.lease.executor, chunk)
         batch.sent()
-        self.chunks.add(future)
+        self.chunks[future] = chunk
+        if chunk[0].limits is not None and not (self.kind.in_process or self.kind.stops_calls):
+            self.overtime.arm(chunk[0], time.monotonic())  # its start is not known here
         future.add_done_callback(
             lambda f, chunk=chunk: self._guarded(self._chunk_finished, f, chunk, batch)
         )
@@ -213,7 +221,7 @@ class Batches:
                 break
             batch.sent()
             batch.runners = True
-            self.chunks.add(future)
+            self.chunks[future] = []
             future.add_done_callback(
                 lambda f, runner=runner: self._guarded(  # type: ignore[misc]
                     self._runner_finished, f, batch, runner
@@ -305,7 +313,7 @@ class Batches:
         An ``unsent`` chunk never ran, so its items are sent again one per
         call, and only those that cannot travel fail.
         """
-        self.chunks.discard(future)
+        self.chunks.pop(future, None)
         if timing is not None:
             self.planner.observe(*timing)
         if unsent and not self.cancelling:
@@ -317,6 +325,8 @@ class Batches:
                     break
             failure = None  # the resent items settle on their own
         for item in chunk:
+            if item.limits is not None:
+                self.overtime.finished(item)
             if item.state != RUNNING:
                 continue
             if failure is not None:
@@ -343,7 +353,21 @@ class Batches:
         if not ok and isinstance(value, _CANCELLED) and (item.cancel() or item.cancelled()):
             return
         if not resolved:
+            if not ok and isinstance(value, ItemTimeoutError) and not item.done():
+                self.overtime.timed_out += 1  # the pool enforced its limit
             item.resolve(outcome)
+
+    def stop_call_of(self, item: Item) -> None:
+        """Its caller cancelled ``item`` while it runs (loop): stop its call
+        where the backend can, once every item that call carries has ended
+        (a timed item travels alone; untimed ones may share a call)."""
+        if not self.kind.stops_calls:
+            return  # a thread's item sees its token; elsewhere the call runs on
+        for future, chunk in self.chunks.items():
+            if any(i is item for i in chunk):
+                if all(i.done() for i in chunk):
+                    future.cancel()  # the pool stops the worker running it
+                return
 
     def fail(self, items: list[Item], exc: BaseException) -> None:
         """End ``items`` with ``exc``; they may still be in a running chunk."""

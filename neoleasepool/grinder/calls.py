@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._util import current
 from .items import Item, Outcome
 
 __all__ = [
@@ -48,16 +49,28 @@ def run_items(items: Sequence[Item]) -> float:
     a fault) are skipped and never run. A
     ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``) raised by one
     callable becomes that item's outcome, as ``concurrent.futures`` does.
+    While an item runs it is this thread's ``current_item()``; a timed
+    item (alone in its chunk) tells its grinder when it started, which
+    arms its time limit.
 
     Returns:
         Seconds spent running the chunk.
     """
     start = time.perf_counter()
-    for item in items:
-        fn = item.fn
-        if fn is None or item.done():
-            continue
-        item.outcome = call_captured(fn, item.args, item.kwargs)
+    slot = current.slot()
+    previous = getattr(slot, "source", None)
+    slot.started = time.monotonic()
+    try:
+        for item in items:
+            fn = item.fn
+            if fn is None or item.done():
+                continue
+            slot.source = item
+            if item.limits is not None:
+                item.sink.item_started(item, slot.started)
+            item.outcome = call_captured(fn, item.args, item.kwargs)
+    finally:
+        slot.source, slot.started = previous, None
     return time.perf_counter() - start
 
 

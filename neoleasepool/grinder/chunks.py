@@ -13,7 +13,9 @@ never its name):
   the outcomes come back pickled by the worker itself, so one unpicklable
   result fails only its own item; and a chunk refused as a whole (an
   unpicklable callable or argument) never ran, so its items may be sent
-  again one by one.
+  again one by one. On a backend that ``stops_calls`` (our own process
+  pool), a timed item (which travels alone) is sent with its limits, and
+  the pool stops the worker running it when they pass.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from __future__ import annotations
 import concurrent.futures
 import pickle
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from ..backends.base import get_backend
+from .._util.limits import Limits
+from ..backends.base import StoppingExecutor, get_backend
 from ..exceptions import UnsupportedBackendError
 from .calls import run_calls, run_calls_pickled, run_items
 from .items import RUNNING, Item
@@ -40,6 +43,9 @@ class ChunkKind(Protocol):
     in_process: bool
     #: A chunk that fails as a whole never ran (its items may be resent).
     resend_refused: bool
+    #: The executor enforces a timed item's limits and can stop a running
+    #: call (cancelling its future stops its worker).
+    stops_calls: bool
 
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
         """Submit ``items`` as one call; the executor's future.
@@ -62,6 +68,7 @@ class InProcessChunks:
 
     in_process = True
     resend_refused = False
+    stops_calls = False
 
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
         return executor.submit(run_items, items)
@@ -75,6 +82,7 @@ class CallChunks:
 
     in_process = False
     resend_refused = False
+    stops_calls = False
 
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
         return executor.submit(run_calls, _calls(items))
@@ -96,7 +104,13 @@ class PickledChunks(CallChunks):
 
     resend_refused = True
 
+    def __init__(self, stops_calls: bool = False) -> None:
+        self.stops_calls = stops_calls
+
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
+        limits = items[0].limits
+        if self.stops_calls and limits is not None:  # a timed item, alone
+            return _send_limited(executor, items[0], limits)
         return executor.submit(run_calls_pickled, _calls(items))
 
     @staticmethod
@@ -105,11 +119,11 @@ class PickledChunks(CallChunks):
         return decoded
 
 
-def chunk_kind(in_process: bool, pickles_calls: bool) -> ChunkKind:
+def chunk_kind(in_process: bool, pickles_calls: bool, stops_calls: bool = False) -> ChunkKind:
     """The chunk kind for a backend with these capabilities."""
     if in_process:
         return InProcessChunks()
-    return PickledChunks() if pickles_calls else CallChunks()
+    return PickledChunks(stops_calls) if pickles_calls else CallChunks()
 
 
 def chunk_kind_for(name: object) -> ChunkKind:
@@ -122,7 +136,17 @@ def chunk_kind_for(name: object) -> ChunkKind:
         backend = get_backend(name)
     except (UnsupportedBackendError, ValueError):
         return CallChunks()
-    return chunk_kind(backend.in_process, backend.pickles_calls)
+    return chunk_kind(backend.in_process, backend.pickles_calls, backend.stops_calls)
+
+
+def _send_limited(executor: concurrent.futures.Executor, item: Item, limits: Limits) -> Any:
+    """Send a timed item with its limits (its executor checked ``stops_calls``)."""
+    stopping = cast(StoppingExecutor, executor)
+    timeout, soft_timeout = limits
+    return stopping.submit_limited(
+        run_calls_pickled, (_calls([item]),), {},
+        timeout=timeout, soft_timeout=soft_timeout, name=item.name(),
+    )
 
 
 def _calls(items: list[Item]) -> list[Any]:

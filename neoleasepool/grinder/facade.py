@@ -33,6 +33,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._util.limits import Limits, TimeLimited, split_limits
 from .._util.loops import LoopBinding
 from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
@@ -43,7 +44,7 @@ from .chunks import chunk_kind_for
 from .contracts import GrinderManager, ManagerFacts
 from .faults import Breaker
 from .intake import Intake
-from .items import ENDED, AsyncItem, ThreadItem
+from .items import ENDED, AsyncItem, ThreadItem, TimedAsyncItem, TimedThreadItem
 from .map_api import MapMethods
 from .mapping import MapRuns
 from .options import grinder_options
@@ -76,6 +77,10 @@ class WorkGrinder(MapMethods):
         chunk_size: Items per executor call; ``None`` (default) sizes chunks
             from measured item durations so that slow items run one per call
             and tiny ones are grouped.
+        item_timeout: Default hard time limit of each item, in seconds
+            (``None``: none), counted from when it starts running; a
+            function wrapped in :func:`~neoleasepool.time_limited` brings
+            its own. See ``doc/limits.md``.
 
     Raises:
         ValueError: If an argument is out of range; the message names it.
@@ -91,6 +96,7 @@ class WorkGrinder(MapMethods):
         owner_prefix: str = "work-grinder",
         logger: logging.Logger | None = None,
         chunk_size: int | None = None,
+        item_timeout: float | None = None,
     ) -> None:
         if not callable(getattr(executor_manager, "acquire", None)):
             raise ValueError(
@@ -100,7 +106,7 @@ class WorkGrinder(MapMethods):
         self._options = options = grinder_options(
             max_wait_seconds=max_wait_seconds, batch_size_threshold=batch_size_threshold,
             lease_seconds=lease_seconds, owner_prefix=owner_prefix, logger=logger,
-            chunk_size=chunk_size,
+            chunk_size=chunk_size, item_timeout=item_timeout,
         )
         self._logger = options.logger
         self._planner = ChunkPlanner(options.chunk_size)
@@ -281,18 +287,21 @@ class WorkGrinder(MapMethods):
         kwargs: dict[str, Any],
         method: str,
         kind: type[AsyncItem] = AsyncItem,
+        limits: Limits | None = None,
     ) -> AsyncItem:
         loop = self._require_open(method)
         if not callable(fn):
             raise TypeError(f"WorkGrinder.{method}() needs a callable, got {fn!r}")
-        item = kind(self._intake, fn, args, kwargs, loop)
+        if kind is AsyncItem and (type(fn) is TimeLimited or self._options.item_timeout):
+            fn, limits = split_limits(fn, self._options.item_timeout)
+        if limits is None:
+            item = kind(self._intake, fn, args, kwargs, loop)
+        else:
+            timed = TimedAsyncItem if kind is AsyncItem else kind
+            item = timed(self._intake, fn, args, kwargs, loop, limits)  # type: ignore[call-arg]
         self._intake.count("submitted")
         try:
-            if item.solo:  # a map chunk: batched at once, whatever the threshold says
-                self._queue.append_solo(item)
-                self._wake()
-            else:
-                self._intake.accept(item)
+            self._intake.accept(item)
         except Exception as exc:  # a bug: break the run, end the item, say why
             self._breaker.broke("queueing an item", exc)
             error = self._breaker.error()
@@ -354,7 +363,12 @@ class WorkGrinder(MapMethods):
             raise self._breaker.error()
         if not callable(fn):
             raise TypeError(f"WorkGrinder.submit_from_thread() needs a callable, got {fn!r}")
-        item = ThreadItem(self._intake, fn, args, kwargs)
+        item: ThreadItem
+        if type(fn) is TimeLimited or self._options.item_timeout:
+            fn, limits = split_limits(fn, self._options.item_timeout)
+            item = TimedThreadItem(self._intake, fn, args, kwargs, limits)
+        else:
+            item = ThreadItem(self._intake, fn, args, kwargs)
         try:
             self._intake.from_thread(item, loop)
         except RuntimeError:

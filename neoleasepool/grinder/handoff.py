@@ -60,6 +60,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .._util import current
 from .calls import call_captured
 from .items import ENDED, HANDED, INBOX, RUNNING, ThreadItem, forget_call
 
@@ -303,9 +304,12 @@ class Handoff:
             item.state = ENDED  # its cancel() counted it
             return
         item.state = RUNNING
+        slot = current.slot()
+        slot.source, slot.started = item, time.monotonic()  # its current_item()
         start = time.perf_counter()
         outcome = call_captured(fn, item.args, item.kwargs)
         runner.seconds += time.perf_counter() - start
+        slot.source = slot.started = None
         runner.served += 1
         forget_call(item)
         item.state = ENDED

@@ -22,6 +22,7 @@ from .._util.mailbox import Mailbox
 from ..exceptions import LeasePoolNotStartedError
 from .handoff import WAIT_LIMIT_SECONDS, Handoff
 from .items import ENDED, INBOX, RUNNING, Item, ThreadItem, forget_call
+from .overtime import Overtime
 from .queue import ItemQueue
 
 __all__ = ["Intake"]
@@ -63,6 +64,12 @@ class Intake:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(COUNTS, 0)
         self._earlier_handoffs = {"lane_accepted": 0, "items_direct": 0}  # of past runs
+        #: Time limits the grinder keeps itself (threads, backends that
+        #: cannot stop a call).
+        self.overtime = Overtime(binding)
+        #: Stops the call of a running item its caller cancelled, where the
+        #: backend can (set by each run's batches; loop thread).
+        self.stop_call: Callable[[Item], None] = lambda item: None
 
     def new_handoff(self) -> Handoff:
         """A thread hand-off whose items come back here."""
@@ -79,17 +86,22 @@ class Intake:
     # ------------------------------------------------------------- coming in
 
     def accept(self, item: Item) -> None:
-        """Queue ``item`` (loop thread)."""
-        if self._queue.append(item):
+        """Queue ``item`` (loop thread); a solo item is batched at once,
+        whatever the threshold says."""
+        if item.solo:
+            self._queue.append_solo(item)
+            self._wake()
+        elif self._queue.append(item):
             self._wake()
 
     def from_thread(self, item: ThreadItem, loop: asyncio.AbstractEventLoop) -> None:
-        """Take ``item`` from a plain thread: to a runner, or to the loop.
+        """Take ``item`` from a plain thread: to a runner, or to the loop
+        (a timed item always: it travels alone, under its own limits).
 
         Raises:
             RuntimeError: If the loop is closed.
         """
-        if not self.handoff.offer(item):
+        if item.solo or not self.handoff.offer(item):
             self._inbox.post(loop, item)
 
     def drain_inbox(self) -> None:
@@ -110,7 +122,7 @@ class Intake:
                 elif refusal is not None:
                     item.state = ENDED
                     item.resolve((False, refusal))
-                elif not self.handoff.offer(item, new=False):
+                elif item.solo or not self.handoff.offer(item, new=False):
                     self.accept(item)
         except Exception as exc:
             self._stranded(items, "taking in items from threads", exc)
@@ -179,6 +191,10 @@ class Intake:
         """An item's future reached its final state (any thread)."""
         self.count(how)
 
+    def item_started(self, item: Item, at: float) -> None:
+        """A timed item started on a worker thread (that thread): arm its limit."""
+        self.overtime.started(item, at)
+
     def item_cancelled(self, item: Item) -> None:
         """The caller cancelled ``item`` (its thread): its owner drops it."""
         if type(item) is ThreadItem:
@@ -200,6 +216,7 @@ class Intake:
         if not self._queue.drop(item) and item.state == RUNNING and item in self.running:
             item.state = ENDED
             self.running.discard(item)
+            self.stop_call(item)
 
     # ---------------------------------------------------------------- counts
 
@@ -224,6 +241,7 @@ class Intake:
             "items_cancelled": counts["cancelled"],
             "batches_run": counts["batches"],
             "leases_acquired": counts["leases"],
+            **self.overtime.stats(),
             **handoff,
         }
 

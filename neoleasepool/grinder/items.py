@@ -40,6 +40,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from .._util.current import ItemToken, chunk_started
+from .._util.limits import Limits, function_name
+
 __all__ = [
     "ENDED",
     "HANDED",
@@ -53,6 +56,8 @@ __all__ = [
     "MapChunkItem",
     "Outcome",
     "ThreadItem",
+    "TimedAsyncItem",
+    "TimedThreadItem",
     "forget_call",
 ]
 
@@ -85,6 +90,9 @@ class ItemSink(Protocol):
     def item_ended(self, how: str) -> None:
         """The item's future ended: ``"completed"``, ``"failed"`` or ``"cancelled"``."""
 
+    def item_started(self, item: Item, at: float) -> None:
+        """A timed item started running at ``at`` (monotonic), on a worker thread."""
+
 
 class _ItemFields:
     """What the grinder keeps on an item, whichever kind of future it is.
@@ -104,6 +112,22 @@ class _ItemFields:
     state: str
     outcome: Outcome | None
     requeued: bool  # put back once after a broken pool refused it unrun
+    #: Travels alone in its own executor call (map chunks, timed items).
+    solo = False
+    #: Its time limits; only the timed item classes have any.
+    limits: Limits | None = None
+
+    def name(self) -> str:
+        """The name of the function it runs, for messages (never its arguments)."""
+        return function_name(self.fn)
+
+    def item_token(self) -> ItemToken:
+        """What the running function sees of its item (``current_item()``):
+        ``cancelled`` once its future is done (cancelled, or failed by its
+        time limit)."""
+        timeout, soft = self.limits or (None, None)
+        done: Callable[[], bool] = self.done  # type: ignore[attr-defined]
+        return ItemToken(self.name(), chunk_started(), timeout, soft, done)
 
 
 def _init_fields(
@@ -132,8 +156,6 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
     """
 
     __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "requeued", "sink", "state")
-    #: Travels alone in its own executor call, untimed (see MapChunkItem).
-    solo = False
 
     def __init__(
         self,
@@ -174,13 +196,38 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
         self.sink.item_ended("completed" if ok else "failed")
 
 
-class MapChunkItem(AsyncItem):
+class TimedAsyncItem(AsyncItem):
+    """An :class:`AsyncItem` with time limits: it travels alone in its own
+    executor call, so that stopping it (a process worker killed) touches
+    no other item."""
+
+    __slots__ = ("limits",)
+    solo = True
+
+    def __init__(
+        self,
+        sink: ItemSink,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        loop: asyncio.AbstractEventLoop,
+        limits: Limits | None = None,
+    ) -> None:
+        super().__init__(sink, fn, args, kwargs, loop)
+        self.limits = limits
+
+
+class MapChunkItem(TimedAsyncItem):
     """One chunk of a ``map`` (``mapping.py``), carried as a single item: it
     always travels alone in its own executor call, and its duration (a whole
-    chunk's) does not count as one item's for the chunk planner."""
+    chunk's) does not count as one item's for the chunk planner. Its limits,
+    if any, are the whole chunk's."""
 
     __slots__ = ()
-    solo = True
+
+    def name(self) -> str:
+        function = self.args[0] if self.args else self.fn  # run_map_chunk(fn, ...)
+        return f"{function_name(function)} (a chunk of a map)"
 
 
 class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
@@ -198,7 +245,6 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         "args", "cancel_seen", "enqueued_at", "fn", "handed_at", "kwargs", "origin", "outcome",
         "requeued", "sink", "state",
     )
-    solo = False
 
     def __init__(
         self,
@@ -239,6 +285,25 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         except concurrent.futures.InvalidStateError:
             return  # cancelled by its caller meanwhile (and counted then)
         self.sink.item_ended("completed" if ok else "failed")
+
+
+class TimedThreadItem(ThreadItem):
+    """A :class:`ThreadItem` with time limits; travels alone, as
+    :class:`TimedAsyncItem` does, and never through the thread hand-off."""
+
+    __slots__ = ("limits",)
+    solo = True
+
+    def __init__(
+        self,
+        sink: ItemSink,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        limits: Limits | None = None,
+    ) -> None:
+        super().__init__(sink, fn, args, kwargs)
+        self.limits = limits
 
 
 Item = AsyncItem | ThreadItem

@@ -11,10 +11,12 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .._util.limits import Limits, split_limits
 from .batches import Batches
 from .items import AsyncItem, MapChunkItem
 from .map_inputs import check_map_args, map_length
 from .mapping import MapRun, MapRuns, map_results
+from .options import GrinderOptions
 from .progress import progress_bar
 
 __all__ = ["MapMethods"]
@@ -26,6 +28,7 @@ class MapMethods:
     # Provided by the facade (declared for type checking only).
     _maps: MapRuns
     _lendable_workers: int
+    _options: GrinderOptions
 
     if TYPE_CHECKING:
 
@@ -41,6 +44,7 @@ class MapMethods:
             kwargs: dict[str, Any],
             method: str,
             kind: type[AsyncItem] = AsyncItem,
+            limits: Limits | None = None,
         ) -> AsyncItem: ...
 
     def map(
@@ -106,15 +110,18 @@ class MapMethods:
         self._require_open("map")
         size, checked_window = check_map_args(fn, iterables, chunk_size, window)
         assert self._batches is not None
+        fn, limits = split_limits(fn, self._options.item_timeout)
         run = MapRun(
             self._submit_chunk, fn, iterables, chunk_size=size, ordered=bool(ordered),
             window=checked_window or 2 * self._lendable_workers + 2,
-            pickled=not self._batches.kind.in_process,
+            pickled=not self._batches.kind.in_process, limits=limits,
         )
         self._maps.add(run)
         return run
 
-    def _submit_chunk(self, call: Callable[..., Any], args: tuple[Any, ...]) -> MapChunkItem:
-        item = self._enqueue(call, args, {}, "map", MapChunkItem)
+    def _submit_chunk(
+        self, call: Callable[..., Any], args: tuple[Any, ...], limits: Limits | None
+    ) -> MapChunkItem:
+        item = self._enqueue(call, args, {}, "map", MapChunkItem, limits)
         assert isinstance(item, MapChunkItem)
         return item

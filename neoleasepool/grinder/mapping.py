@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
+from .._util.limits import Limits
 from ..exceptions import LeasePoolNotStartedError
 from ..types import Stats
 from .calls import run_map_chunk
@@ -62,8 +63,9 @@ MAX_CHUNK = 16384
 #: Most a chunk grows from one measurement to the next.
 GROWTH = 4
 
-#: Submits one chunk's call as a grinder item (loop); raises if it cannot.
-SubmitChunk = Callable[[Callable[..., Any], tuple[Any, ...]], MapChunkItem]
+#: Submits one chunk's call, with its time limits, as a grinder item
+#: (loop); raises if it cannot.
+SubmitChunk = Callable[[Callable[..., Any], tuple[Any, ...], "Limits | None"], MapChunkItem]
 
 
 class ChunkSizer:
@@ -121,6 +123,8 @@ class MapRun:
         ordered: Results in input order (else as chunks finish).
         window: Most chunks out at once (finished ones not yet read count).
         pickled: Results travel pickled (process-like backends).
+        limits: Each input's time limits; a chunk's are that many times
+            longer (a chunk runs its inputs one after the other).
     """
 
     def __init__(
@@ -133,8 +137,10 @@ class MapRun:
         ordered: bool,
         window: int,
         pickled: bool,
+        limits: Limits | None = None,
     ) -> None:
         self._submit = submit
+        self._limits = limits
         self._fn = fn
         self._star = len(iterables) > 1
         self._inputs = inputs_of(iterables)
@@ -200,7 +206,11 @@ class MapRun:
             self._changed.set()
 
     def _send(self, index: int, inputs: list[Any]) -> None:
-        item = self._submit(run_map_chunk, (self._fn, inputs, self._star, self._pickled))
+        limits = self._limits
+        if limits is not None:
+            n = len(inputs)
+            limits = tuple(None if t is None else t * n for t in limits)  # type: ignore[assignment]
+        item = self._submit(run_map_chunk, (self._fn, inputs, self._star, self._pickled), limits)
         chunk = _Chunk(index, len(inputs), item)
         self._out.append(chunk)
         self.in_flight += chunk.count

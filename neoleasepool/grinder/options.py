@@ -29,6 +29,7 @@ class GrinderOptions:
     owner_prefix: str
     logger: logging.Logger
     chunk_size: int | None
+    item_timeout: float | None
 
 
 def grinder_options(
@@ -39,6 +40,7 @@ def grinder_options(
     owner_prefix: object,
     logger: object,
     chunk_size: object,
+    item_timeout: object = None,
 ) -> GrinderOptions:
     """Check the grinder's arguments.
 
@@ -56,6 +58,7 @@ def grinder_options(
         None if chunk_size is None
         else check_positive_int("chunk_size", chunk_size, leasepool=True)
     )
+    timeout = None if item_timeout is None else check_duration("item_timeout", item_timeout)
     return GrinderOptions(
-        max_wait, threshold, seconds, owner_prefix, logger or _default_logger, fixed
+        max_wait, threshold, seconds, owner_prefix, logger or _default_logger, fixed, timeout
     )

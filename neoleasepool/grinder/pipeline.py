@@ -95,9 +95,11 @@ class Pipeline:
             wake=self.wake.set,
             logger=logger,
             running=intake.running,
+            overtime=intake.overtime,
             fault=fault,
         )
         self._batches = self.batches
+        intake.stop_call = self.batches.stop_call_of
 
     def ready(self) -> bool:
         return self._queue.ready(self._batches.stopping)

@@ -38,10 +38,12 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from typing import Any
 
+from .._util.limits import Limits, TimeLimited, split_limits
 from .._util.loops import LoopBinding
+from ..backends.base import StoppingExecutor
 from ..exceptions import LeaseExpiredError, LeasePoolNotStartedError
 from .lease import ExecutorLease
 from .pools import Phase, PoolSet
@@ -174,11 +176,15 @@ class LeaseDesk:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         then: Callable[[Future[Any]], None] | None = None,
+        limits: Limits | None = None,
+        name: str | None = None,
     ) -> Future[Any]:
         """Submit to the lease's pool; thread-safe.
 
         ``then(future)`` runs after the manager's own done-callback, in the
-        same callback.
+        same callback. ``limits`` (time limits) go to a pool that enforces
+        them (:class:`~neoleasepool.backends.StoppingExecutor`); ``name``
+        names the call in its errors.
 
         Raises:
             LeaseExpiredError: If the lease is not live, or past its hard
@@ -194,7 +200,7 @@ class LeaseDesk:
                 )
             pool, on_done = record.pool, record.on_done
             try:
-                future = pool.executor.submit(fn, *args, **kwargs)
+                future = _submit(pool.executor, fn, args, kwargs, limits, name)
             except Exception as exc:
                 self._note_failure(pool, exc)
                 raise
@@ -261,3 +267,26 @@ def _ended(record: LeaseRecord) -> str:
     else:
         rule = "Executor lease is no longer active"
     return f"{rule} (lease {record.lease_id} is {record.state.value}; acquire a new lease)"
+
+
+def _submit(
+    executor: Executor,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    limits: Limits | None,
+    name: str | None,
+) -> Future[Any]:
+    """``executor.submit``; with time limits where the pool enforces them.
+
+    A :class:`~neoleasepool.time_limited` function brings its own limits.
+    A pool that cannot stop a call runs it without them (``doc/limits.md``).
+    """
+    if limits is None and type(fn) is TimeLimited:
+        fn, limits = split_limits(fn)
+    if limits is not None and isinstance(executor, StoppingExecutor):
+        timeout, soft_timeout = limits
+        return executor.submit_limited(
+            fn, args, kwargs, timeout=timeout, soft_timeout=soft_timeout, name=name
+        )
+    return executor.submit(fn, *args, **kwargs)

@@ -54,6 +54,8 @@ class LeaseHost(Protocol):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         then: Callable[[Future[Any]], None] | None = None,
+        limits: tuple[float | None, float | None] | None = None,
+        name: str | None = None,
     ) -> Future[Any]:
         """Submit ``fn(*args, **kwargs)`` on the lease's pool; any thread."""
         ...
@@ -123,6 +125,26 @@ class LeasedExecutor(Executor):
         """
         host, record = _redeem(self._ticket)
         return host.submit(record, fn, args, kwargs)
+
+    def submit_limited(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        soft_timeout: float | None = None,
+        name: str | None = None,
+    ) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)`` with time limits counted from
+        its start, on a pool that enforces them (the process backend's);
+        another pool runs it without them. Thread-safe.
+
+        Raises:
+            LeaseExpiredError: If the lease was released or revoked.
+        """
+        host, record = _redeem(self._ticket)
+        return host.submit(record, fn, args, kwargs, limits=(timeout, soft_timeout), name=name)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse: the pool belongs to the manager.
