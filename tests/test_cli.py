@@ -89,6 +89,8 @@ def test_demo_piped_prints_plain_lines_and_a_summary_and_exits_0() -> None:
     assert "\x1b" not in completed.stdout
     assert re.search(r"^\[ *\d+\.\d/3s +\d+%\] devices=\d+", completed.stdout, re.M)
     _assert_clean_summary(completed.stdout)
+    # The hung job was stopped by its time limit and its pool went on.
+    assert re.search(r"jobs stopped by time limit\s+1", completed.stdout), completed.stdout
     assert "Traceback" not in completed.stderr, completed.stderr
 
 

@@ -171,8 +171,11 @@ def info_text() -> str:
         "",
         "backends",
     ]
-    for name, reason in backend_availability().items():
-        lines.append(f"  {name:<12} {'available' if reason is None else 'unavailable: ' + reason}")
+    backends = backend_availability()
+    width = max(map(len, backends))
+    for name, reason in backends.items():
+        status = "available" if reason is None else "unavailable: " + reason
+        lines.append(f"  {name:<{width}} {status}")
     manager = _defaults(LeasedExecutorManager.__init__)
     grinder = _defaults(WorkGrinder.__init__)
     lines += [
@@ -189,7 +192,8 @@ def info_text() -> str:
         "  WorkGrinder              "
         + ", ".join(
             f"{k} {grinder[k]}"
-            for k in ("batch_size_threshold", "max_wait_seconds", "lease_seconds", "chunk_size")
+            for k in ("batch_size_threshold", "max_wait_seconds", "lease_seconds", "chunk_size",
+                      "item_timeout")
         ),
     ]
     return "\n".join(lines)

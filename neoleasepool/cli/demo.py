@@ -388,7 +388,7 @@ class Demo:
             ("work on process leases",),
             ("analyses done", f"{self.analyses:,}"),
             ("jobs revoked at hard expiry", f"{self.revoked_jobs}"),
-            ("hung jobs stopped by their time limit", f"{self.timed_out_jobs}"),
+            ("jobs stopped by time limit", f"{self.timed_out_jobs}"),
             ("devices",),
             ("peak online", f"{self.fleet.peak}"),
             ("connects / disconnects", f"{self.fleet.connects} / {self.fleet.disconnects}"),
