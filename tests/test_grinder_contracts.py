@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from typing import Any
 
 import pytest
 
-from neoleasepool import WorkGrinder
+from neoleasepool import ItemTimeoutError, WorkGrinder, time_limited
 from tests.grinder_work import square
 from tests.support import run
 
@@ -112,6 +113,34 @@ def test_a_stand_in_manager_with_an_odd_worker_count_still_works(workers: Any) -
         try:
             assert await asyncio.wait_for(grinder.submit(square, 3), 10) == 9
         finally:
+            await asyncio.wait_for(grinder.stop(), 10)
+            manager.pool.shutdown(wait=True)
+
+    run(main())
+
+
+class ProcessNamedManager(PlainManager):
+    """A stand-in that names the process backend but lends a thread pool,
+    which cannot enforce time limits."""
+
+    backend = "process"
+
+
+def test_a_timed_item_on_a_stand_in_of_a_stopping_backend_gets_the_grinders_timer() -> None:
+    release = threading.Event()
+
+    async def main() -> None:
+        manager = ProcessNamedManager()
+        grinder = WorkGrinder(
+            executor_manager=manager, batch_size_threshold=1, max_wait_seconds=0.01
+        )
+        await grinder.start()
+        try:
+            with pytest.raises(ItemTimeoutError, match="cannot stop a running call"):
+                await asyncio.wait_for(grinder.submit(time_limited(release.wait, 0.2), 30), 10)
+            assert grinder.stats()["items_timed_out"] == 1
+        finally:
+            release.set()
             await asyncio.wait_for(grinder.stop(), 10)
             manager.pool.shutdown(wait=True)
 

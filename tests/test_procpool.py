@@ -810,3 +810,47 @@ def test_every_future_ends_once_under_random_crashes_timeouts_and_cancels(
     )
     assert results["crash"] and results["timeout"] and results["cancelled while running"]
     assert not pool.broken
+
+
+USED_AFTER_FORK = textwrap.dedent(
+    """
+    import os, time, warnings
+    from concurrent.futures.process import BrokenProcessPool
+    from neoleasepool.backends.procpool import WorkerPool
+
+    if __name__ == "__main__":
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: the point
+        pool = WorkerPool(1)
+        assert pool.submit(pow, 2, 5).result(60) == 32
+        child = os.fork()
+        if child == 0:
+            try:
+                pool.submit(pow, 2, 3)
+            except BrokenProcessPool as exc:
+                os._exit(0 if "a forked child cannot use it" in str(exc) else 4)
+            os._exit(3)
+        _, status = os.waitpid(child, 0)
+        spent = time.process_time()
+        time.sleep(0.5)  # the parent's manager must stay idle: measured, not waited on
+        spent = time.process_time() - spent
+        print(os.waitstatus_to_exitcode(status), round(spent, 3), pool.submit(pow, 2, 6).result(60))
+        pool.shutdown()
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_cannot_use_its_parents_pool_and_the_parent_goes_on(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "fork.py"
+    script.write_text(USED_AFTER_FORK)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    code, spent, result = done.stdout.split()
+    assert code == "0"  # the child got BrokenProcessPool saying why
+    assert float(spent) < 0.25  # no busy loop in the parent (it spun at 100% before)
+    assert result == "64"

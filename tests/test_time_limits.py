@@ -79,6 +79,23 @@ def test_time_limited_checks_its_limits() -> None:
     assert limited() == os.getpid()  # called directly: just the function
 
 
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        ({"max_tasks_per_child": 0}, "max_tasks_per_child"),
+        ({"max_memory_per_child": -1}, "max_memory_per_child"),
+        ({"max_child_age_seconds": float("nan")}, "max_child_age_seconds"),
+        ({"kill_grace_seconds": -1}, "kill_grace_seconds"),
+        ({"name": "mine"}, "names its pools itself"),
+    ],
+)
+def test_process_pool_options_are_checked_when_the_manager_is_built(
+    option: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        LeasedExecutorManager(backend="process", max_pools=1, **option)
+
+
 def test_current_item_outside_offloaded_work_says_where_it_works() -> None:
     with pytest.raises(RuntimeError, match="only inside a function run by a WorkGrinder"):
         current_item()
@@ -256,6 +273,8 @@ def test_a_process_item_past_its_limit_stops_its_worker_and_nothing_else(
             stats = g.stats()
             assert stats["items_timed_out"] == 1 and stats["items_overdue"] == 0
             assert isinstance(first, int)
+            restarted = mgr.stats()["backend_details"]["workers_restarted"]
+            assert restarted["timeout"] == 1 and restarted["died"] == 0
 
     run(main(), timeout=120)
 

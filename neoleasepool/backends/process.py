@@ -23,6 +23,8 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import weakref
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
@@ -32,7 +34,7 @@ from .base import Backend, BackendSession, PoolSpec, check_pool_options
 from .process_logging import ProcessLogForwarder, ProcessLoggingConfig, safe_mp_context
 from .procpool import WorkerPool
 
-__all__ = ["ProcessBackend", "StdlibProcessBackend"]
+__all__ = ["ProcessBackend", "StdlibProcessBackend", "is_process_pool"]
 
 
 class _ProcessSession(BackendSession):
@@ -56,11 +58,25 @@ class _ProcessSession(BackendSession):
             )
             self._options = self._forwarder.wrap_initializer(self._options)
         self._lock = threading.Lock()
+        # Workers replaced, by reason: of the pools shut down, and the live ones.
+        self._restarted: Counter[str] = Counter()
+        self._live: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
     def create(self, spec: PoolSpec) -> Executor:
         if self._own_pool:
-            return WorkerPool(spec.workers, name=spec.name, **self._options)
+            pool = WorkerPool(spec.workers, name=spec.name, **self._options)
+            with self._lock:
+                self._live.add(pool)
+            return pool
         return ProcessPoolExecutor(max_workers=spec.workers, **self._options)
+
+    def shutdown(self, executor: Executor, *, cancel_futures: bool) -> None:
+        super().shutdown(executor, cancel_futures=cancel_futures)
+        if isinstance(executor, WorkerPool):
+            with self._lock:
+                if executor in self._live:
+                    self._live.discard(executor)
+                    self._restarted.update(executor.stats()["restarts"])
 
     def is_broken(self, exc: BaseException) -> bool:
         # One dead worker of our pool fails its own call only: the pool goes on.
@@ -71,7 +87,9 @@ class _ProcessSession(BackendSession):
     def terminate(self, executor: Executor) -> None:
         with self._lock:
             if isinstance(executor, WorkerPool):
-                executor.kill_workers()
+                # Queued calls are cancelled in the same step: none may
+                # reach a worker the kill frees.
+                executor.kill_workers(cancel_pending=True)
             else:
                 _kill_stdlib_workers(executor)
 
@@ -81,11 +99,24 @@ class _ProcessSession(BackendSession):
             self._forwarder = None
 
     def describe(self) -> dict[str, Any]:
-        return {
+        details: dict[str, Any] = {
             "pool": "WorkerPool" if self._own_pool else "ProcessPoolExecutor",
             "start_method": self._options["mp_context"].get_start_method(),
             "forwarding_logs": self._forwarder is not None,
         }
+        if self._own_pool:
+            with self._lock:
+                restarted = Counter(self._restarted)
+                for pool in list(self._live):
+                    restarted.update(pool.stats()["restarts"])
+            details["workers_restarted"] = dict(restarted)  # by reason (doc/limits.md)
+        return details
+
+
+def is_process_pool(executor: object) -> bool:
+    """Whether ``executor`` runs its calls in other processes (ours or the
+    stdlib's pool): they get no objects of this process, such as a worker."""
+    return isinstance(executor, (WorkerPool, ProcessPoolExecutor))
 
 
 def _kill_stdlib_workers(executor: Executor) -> None:
@@ -108,7 +139,13 @@ class ProcessBackend(Backend):
     stops_calls = True
 
     def check_options(self, options: Mapping[str, Any]) -> None:
+        if "name" in options:
+            raise ValueError(
+                "the process backend names its pools itself (<name_prefix>-<n>): "
+                "drop the 'name' executor option"
+            )
         check_pool_options(WorkerPool, options, self.name)
+        WorkerPool.check_options(**options)
 
     def open(
         self,

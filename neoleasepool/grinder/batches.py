@@ -185,8 +185,13 @@ class Batches:
         future = self.kind.send(batch.lease.executor, chunk)
         batch.sent()
         self.chunks[future] = chunk
-        if chunk[0].limits is not None and not (self.kind.in_process or self.kind.stops_calls):
-            self.overtime.arm(chunk[0], time.monotonic())  # its start is not known here
+        if (
+            chunk[0].limits is not None
+            and not self.kind.in_process
+            and not self.kind.enforces_limits(batch.lease.executor)
+        ):
+            # Its start is not known here: the limit counts from now.
+            self.overtime.arm(chunk[0], time.monotonic())
         future.add_done_callback(
             lambda f, chunk=chunk: self._guarded(self._chunk_finished, f, chunk, batch)
         )
@@ -352,10 +357,14 @@ class Batches:
         ok, value = outcome
         if not ok and isinstance(value, _CANCELLED) and (item.cancel() or item.cancelled()):
             return
-        if not resolved:
-            if not ok and isinstance(value, ItemTimeoutError) and not item.done():
-                self.overtime.timed_out += 1  # the pool enforced its limit
-            item.resolve(outcome)
+        if (
+            not resolved
+            and item.resolve(outcome)
+            and not ok
+            and item.limits is not None
+            and isinstance(value, ItemTimeoutError)
+        ):
+            self.overtime.timed_out += 1  # the pool enforced its limit
 
     def stop_call_of(self, item: Item) -> None:
         """Its caller cancelled ``item`` while it runs (loop): stop its call

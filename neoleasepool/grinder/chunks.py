@@ -43,9 +43,13 @@ class ChunkKind(Protocol):
     in_process: bool
     #: A chunk that fails as a whole never ran (its items may be resent).
     resend_refused: bool
-    #: The executor enforces a timed item's limits and can stop a running
-    #: call (cancelling its future stops its worker).
+    #: Its backend's executors enforce a timed item's limits and can stop
+    #: a running call (cancelling its future stops its worker).
     stops_calls: bool
+
+    def enforces_limits(self, executor: concurrent.futures.Executor) -> bool:
+        """Whether ``executor`` enforces the limits of a timed item sent to
+        it (else the grinder keeps the time itself)."""
 
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
         """Submit ``items`` as one call; the executor's future.
@@ -73,6 +77,9 @@ class InProcessChunks:
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
         return executor.submit(run_items, items)
 
+    def enforces_limits(self, executor: concurrent.futures.Executor) -> bool:
+        return False
+
     def read(self, result: Any, items: Sequence[Item]) -> float:
         return float(result)  # run_items stored the outcomes already
 
@@ -86,6 +93,9 @@ class CallChunks:
 
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
         return executor.submit(run_calls, _calls(items))
+
+    def enforces_limits(self, executor: concurrent.futures.Executor) -> bool:
+        return False
 
     def read(self, result: Any, items: Sequence[Item]) -> float:
         outcomes, seconds = result
@@ -109,9 +119,13 @@ class PickledChunks(CallChunks):
 
     def send(self, executor: concurrent.futures.Executor, items: list[Item]) -> Any:
         limits = items[0].limits
-        if self.stops_calls and limits is not None:  # a timed item, alone
+        if limits is not None and self.enforces_limits(executor):  # a timed item, alone
             return _send_limited(executor, items[0], limits)
         return executor.submit(run_calls_pickled, _calls(items))
+
+    def enforces_limits(self, executor: concurrent.futures.Executor) -> bool:
+        # A stand-in manager naming this backend may lend other executors.
+        return self.stops_calls and isinstance(executor, StoppingExecutor)
 
     @staticmethod
     def decode(outcomes: Any) -> list[Any]:

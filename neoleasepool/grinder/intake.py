@@ -69,7 +69,7 @@ class Intake:
         self.overtime = Overtime(binding)
         #: Stops the call of a running item its caller cancelled, where the
         #: backend can (set by each run's batches; loop thread).
-        self.stop_call: Callable[[Item], None] = lambda item: None
+        self.stop_call: Callable[[Item], None] = no_call_to_stop
 
     def new_handoff(self) -> Handoff:
         """A thread hand-off whose items come back here."""
@@ -82,6 +82,7 @@ class Intake:
         for key in self._earlier_handoffs:
             self._earlier_handoffs[key] += old[key]
         self.handoff = self.new_handoff()
+        self.overtime.reset()
 
     # ------------------------------------------------------------- coming in
 
@@ -252,3 +253,7 @@ def cancel_item(item: Item) -> None:
         forget_call(item)
     item.state = ENDED
     item.cancel()  # counts itself; if it already ended, it was counted then
+
+
+def no_call_to_stop(item: Item) -> None:
+    """:attr:`Intake.stop_call` between runs: no call is out."""

@@ -175,15 +175,16 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
         self.sink.item_cancelled(self)
         return True
 
-    def resolve(self, outcome: Outcome) -> None:
-        """Set the outcome (on the loop); no-op if already cancelled.
+    def resolve(self, outcome: Outcome) -> bool:
+        """Set the outcome (on the loop); whether it did (not if the item
+        had ended already).
 
         An asyncio future refuses ``StopIteration`` (``TypeError``), so a
         callable's ``StopIteration`` arrives as the cause of a
         ``RuntimeError``, as in a coroutine (PEP 479).
         """
         if self.done():
-            return
+            return False
         ok, value = outcome
         if ok:
             self.set_result(value)
@@ -194,6 +195,7 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
         else:
             self.set_exception(value)
         self.sink.item_ended("completed" if ok else "failed")
+        return True
 
 
 class TimedAsyncItem(AsyncItem):
@@ -274,8 +276,9 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
             self.sink.item_cancelled(self)
         return True
 
-    def resolve(self, outcome: Outcome) -> None:
-        """Set the outcome (from any thread); no-op if already cancelled."""
+    def resolve(self, outcome: Outcome) -> bool:
+        """Set the outcome (from any thread); whether it did (not if the
+        item had ended already)."""
         ok, value = outcome
         try:
             if ok:
@@ -283,8 +286,9 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
             else:
                 self.set_exception(value)
         except concurrent.futures.InvalidStateError:
-            return  # cancelled by its caller meanwhile (and counted then)
+            return False  # cancelled by its caller meanwhile (and counted then)
         self.sink.item_ended("completed" if ok else "failed")
+        return True
 
 
 class TimedThreadItem(ThreadItem):

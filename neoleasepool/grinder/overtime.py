@@ -74,9 +74,17 @@ class Overtime:
         if item.done() or limits is None or limits[0] is None:
             return  # it ended first
         error = ItemTimeoutError(item.name(), limits[0], time.monotonic() - at, how)
-        item.resolve((False, error))
-        self.timed_out += 1
-        self.overdue.add(item)
+        if item.resolve((False, error)):  # not if its caller cancelled it meanwhile
+            self.timed_out += 1
+            self.overdue.add(item)
+
+    def reset(self) -> None:
+        """A new run: timers and overdue marks of the last one go (its
+        items have ended; a function still running holds only its thread)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self.overdue.clear()
 
     def finished(self, item: Item) -> None:
         """``item``'s call ended (loop): its timer and overdue mark go."""

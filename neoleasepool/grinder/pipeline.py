@@ -31,7 +31,7 @@ from .batches import Batch, Batches, Load
 from .chunking import ChunkPlanner
 from .chunks import ChunkKind
 from .contracts import GrinderManager, LeaseView
-from .intake import Intake, cancel_item
+from .intake import Intake, cancel_item, no_call_to_stop
 from .items import Item
 from .queue import ItemQueue
 
@@ -271,6 +271,7 @@ class Pipeline:
         while running := [w for w in self.workers if not w.done()]:
             await asyncio.shield(asyncio.gather(*running, return_exceptions=True))
         batches.open.clear()  # a cancelling stop abandons batches mid-way
+        intake.stop_call = no_call_to_stop  # (and holds this run's batches no more)
         intake.drain_inbox()
         left = self._queue.take_all()
         if left:  # a bug: say so, and end them rather than leave them waiting

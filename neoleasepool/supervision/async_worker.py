@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._util.futures import transfer_concurrent
+from ..backends.process import is_process_pool
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..loops.aloop import CANCEL_GRACE_SECONDS, ALoop
 from .schedulers import LoopSpec
@@ -80,7 +81,7 @@ class BackgroundAsyncWorker(BackgroundWorker):
 
     def _executor_is_process_pool(self) -> bool:
         executor = self.pool if self.pool is not None else self.supervisor.thread_pool
-        return isinstance(executor, concurrent.futures.ProcessPoolExecutor)
+        return is_process_pool(executor)
 
     def _prepare(self) -> None:
         """Create the loop's asyncio primitives (before the loop starts)."""

@@ -42,6 +42,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..backends.process import is_process_pool
 from ..types import Stats, WaitArg
 from .core import SupervisorCore
 from .default import default_supervisor
@@ -260,10 +261,10 @@ class BackgroundWorker:
                 f"BackgroundWorker {self.name!r} runs sync targets; use "
                 f"BackgroundAsyncWorker (or @background_worker) for async ones"
             )
-        if isinstance(self.supervisor.thread_pool, concurrent.futures.ProcessPoolExecutor):
+        if is_process_pool(self.supervisor.thread_pool):
             raise TypeError(
                 f"BackgroundWorker {self.name!r} needs a thread pool, but the "
-                f"supervisor's pool is a ProcessPoolExecutor; use "
+                f"supervisor's pool is a process pool; use "
                 f"BackgroundAsyncWorker, whose sync targets may run in processes"
             )
         self.supervisor.register_sync_scheduler(self)

@@ -124,28 +124,10 @@ class WorkerPool(concurrent.futures.Executor):
         name: str = "neoleasepool-process",
     ) -> None:
         self._max_workers = check_positive_int("max_workers", max_workers)
-        context = safe_mp_context() if mp_context is None else mp_context
-        if not (hasattr(context, "Process") and hasattr(context, "Pipe")):
-            raise ValueError(
-                f"mp_context must be a multiprocessing context (such as "
-                f"multiprocessing.get_context('spawn')) or None: got {mp_context!r}"
-            )
-        if initializer is not None and not callable(initializer):
-            raise ValueError(f"initializer must be callable or None: got {initializer!r}")
-        try:
-            initargs = tuple(initargs)
-        except TypeError:
-            raise ValueError(f"initargs must be a tuple: got {initargs!r}") from None
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"name must be a non-empty string: got {name!r}")
-        config = ChildConfig(
-            initializer,
-            initargs,
-            _optional(check_positive_int, "max_tasks_per_child", max_tasks_per_child),
-            _optional(check_positive_int, "max_memory_per_child", max_memory_per_child),
-            _optional(check_duration, "max_child_age_seconds", max_child_age_seconds),
+        context, config, grace = _checked(
+            mp_context, initializer, initargs, max_tasks_per_child, max_memory_per_child,
+            max_child_age_seconds, kill_grace_seconds, name,
         )
-        grace = check_duration("kill_grace_seconds", kill_grace_seconds, allow_zero=True)
         self._name = name
         self._shared = Shared()
         self._manager = Manager(
@@ -159,6 +141,17 @@ class WorkerPool(concurrent.futures.Executor):
         self._thread_started = False
         # A pool dropped without shutdown() still drains and stops.
         weakref.finalize(self, _request_shutdown, self._shared).atexit = False
+
+    @staticmethod
+    def check_options(**options: Any) -> None:
+        """Check the keyword arguments a pool would get, without starting
+        anything (a manager checks its executor options at construction).
+
+        Raises:
+            ValueError: As the constructor would.
+            TypeError: An unknown option.
+        """
+        _checked(**options)
 
     def __repr__(self) -> str:
         stats = self.stats()
@@ -223,6 +216,11 @@ class WorkerPool(concurrent.futures.Executor):
             timeout = check_duration("timeout", timeout)
         if soft_timeout is not None:
             soft_timeout = check_duration("soft_timeout", soft_timeout)
+            if timeout is not None and soft_timeout >= timeout:
+                raise ValueError(
+                    f"soft_timeout must be below timeout: got soft_timeout={soft_timeout}, "
+                    f"timeout={timeout}"
+                )
         if name is not None and not isinstance(name, str):
             raise ValueError(f"name must be a string or None: got {name!r}")
         return self._submit(fn, tuple(args), dict(kwargs), timeout, soft_timeout, name)
@@ -264,18 +262,26 @@ class WorkerPool(concurrent.futures.Executor):
 
     # ------------------------------------------------------- control
 
-    def kill_workers(self) -> None:
+    def kill_workers(self, *, cancel_pending: bool = False) -> None:
         """Stop every busy worker now; their calls fail with
         :class:`~neoleasepool.WorkerDiedError`.
 
         Returns at once: the manager thread fails the calls and stops the
         workers (SIGTERM, then SIGKILL after the grace) moments later.
-        Calls sent after this call are not touched, and queued calls go on
-        (on replacement workers). Used when a lease is revoked.
+        Calls sent after this call are not touched. Queued calls go on (on
+        replacement workers), or with ``cancel_pending`` are cancelled in
+        the same step, so that none reaches a worker freed by the kill (a
+        revoked lease uses this).
         """
-        with self._shared.lock:
-            self._shared.kill_epoch += 1
-            self._shared.wake_locked()
+        shared = self._shared
+        with shared.lock:
+            shared.kill_epoch += 1
+            cancelled = list(shared.pending) if cancel_pending else []
+            if cancel_pending:
+                shared.pending.clear()
+            shared.wake_locked()
+        for call in cancelled:  # outside the lock: callbacks run here
+            call.future.cancel()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Refuse new calls, finish (or cancel) the queued ones, and stop.
@@ -335,6 +341,47 @@ class WorkerPool(concurrent.futures.Executor):
             figures["broken"] = shared.broken is not None
         figures["max_workers"] = self._max_workers
         return figures
+
+
+def _checked(
+    mp_context: BaseContext | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: Any = (),
+    max_tasks_per_child: int | None = None,
+    max_memory_per_child: int | None = None,
+    max_child_age_seconds: float | None = None,
+    kill_grace_seconds: float = 1.0,
+    name: str = "neoleasepool-process",
+) -> tuple[BaseContext, ChildConfig, float]:
+    """The pool's options, checked: its context, its workers' settings and
+    the kill grace.
+
+    Raises:
+        ValueError: An option is out of range or of the wrong kind.
+    """
+    context = safe_mp_context() if mp_context is None else mp_context
+    if not (hasattr(context, "Process") and hasattr(context, "Pipe")):
+        raise ValueError(
+            f"mp_context must be a multiprocessing context (such as "
+            f"multiprocessing.get_context('spawn')) or None: got {mp_context!r}"
+        )
+    if initializer is not None and not callable(initializer):
+        raise ValueError(f"initializer must be callable or None: got {initializer!r}")
+    try:
+        initargs = tuple(initargs)
+    except TypeError:
+        raise ValueError(f"initargs must be a tuple: got {initargs!r}") from None
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string: got {name!r}")
+    config = ChildConfig(
+        initializer,
+        initargs,
+        _optional(check_positive_int, "max_tasks_per_child", max_tasks_per_child),
+        _optional(check_positive_int, "max_memory_per_child", max_memory_per_child),
+        _optional(check_duration, "max_child_age_seconds", max_child_age_seconds),
+    )
+    grace = check_duration("kill_grace_seconds", kill_grace_seconds, allow_zero=True)
+    return context, config, grace
 
 
 def _optional(check: Callable[[str, Any], Any], name: str, value: Any) -> Any:

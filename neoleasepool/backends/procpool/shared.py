@@ -7,7 +7,9 @@ while the manager thread waits, starts a process or moves a large pickle.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import deque
 from multiprocessing.connection import Pipe
 from typing import Any
@@ -56,6 +58,7 @@ class Shared:
         self.closed = False
         self._wake_pending = False
         self.wake_reader, self._wake_writer = Pipe(duplex=False)
+        _ALL.add(self)
 
     def wake_locked(self) -> None:
         """Make the manager thread's next wait return (at most one byte is
@@ -88,3 +91,29 @@ class Shared:
         self.closed = True
         self._wake_writer.close()
         self.wake_reader.close()
+
+
+#: Every pool's shared state, so that a forked child can disown them.
+_ALL: weakref.WeakSet[Shared] = weakref.WeakSet()
+
+
+def _disown_after_fork() -> None:
+    """In a forked child: the pools (their manager threads, workers and
+    wake pipes) are the parent's. The child is single-threaded here, so
+    each lock is replaced rather than taken (a parent thread may have held
+    it); then the pool refuses work instead of writing into the parent's
+    wake pipe (which would make the parent's manager spin) or waiting for
+    a manager thread the child does not have."""
+    for shared in list(_ALL):
+        shared.lock = threading.RLock()
+        shared.closed = True
+        shared.pending.clear()
+        if shared.broken is None:
+            shared.broken = (
+                f"this WorkerPool belongs to process {os.getppid()}; a forked child "
+                "cannot use it (create a pool in the child)"
+            )
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_disown_after_fork)
