@@ -22,3 +22,11 @@ def block_2ms(*_args: object) -> None:
 def hang(seconds: float) -> None:
     """A call that overstays (stopped by its time limit)."""
     time.sleep(seconds)
+
+
+def spin(rounds: int) -> int:
+    """Pure-Python CPU work that holds the GIL where there is one."""
+    total = 0
+    for i in range(rounds):
+        total += i * i % 7
+    return total

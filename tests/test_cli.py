@@ -13,6 +13,7 @@ import re
 import select
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def test_info_prints_version_python_and_backends(capsys: pytest.CaptureFixture[s
     for backend in ("thread", "process", "interpreter"):
         assert re.search(rf"^  {backend}\s+(available|unavailable: .+)$", out, re.M), out
     assert "max_size" in out and "max_pools" in out
+    # Whether threads run Python in parallel here (a free-threaded build).
+    gil_off = bool(sysconfig.get_config_var("Py_GIL_DISABLED")) and not getattr(
+        sys, "_is_gil_enabled", lambda: True
+    )()
+    expected = r"GIL\s+disabled \(free-threaded" if gil_off else r"GIL\s+enabled"
+    assert re.search(expected, out), out
 
 
 def test_bench_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:

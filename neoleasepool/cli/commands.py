@@ -168,6 +168,7 @@ def info_text() -> str:
         f"Python       {platform.python_version()} ({platform.python_implementation()}, "
         f"{sys.platform})",
         f"CPU count    {os.cpu_count()}",
+        f"GIL          {_gil_line()}",
         "",
         "backends",
     ]
@@ -197,3 +198,16 @@ def info_text() -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _gil_line() -> str:
+    from .._util.gil import free_threaded_build, gil_enabled
+
+    if not free_threaded_build():
+        return "enabled (a regular build: threads take turns running Python)"
+    if gil_enabled():
+        return (
+            "enabled on a free-threaded build (PYTHON_GIL=1, or an extension "
+            "module turned it back on)"
+        )
+    return "disabled (free-threaded: the thread backend runs Python on every core)"
