@@ -84,3 +84,15 @@ def no_leaks() -> Iterator[None]:
         time.sleep(0.01)
     names = sorted(t.name for t in extra_threads)
     pytest.fail(f"test left threads {names} and child processes {sorted(children)}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without pytest-run-parallel (the ``test`` extra installs it), its
+    markers are still known, so ``--strict-markers`` accepts them, and the
+    marked tests run once, as plain tests."""
+    if not config.pluginmanager.hasplugin("run-parallel"):
+        config.addinivalue_line(
+            "markers",
+            "force_parallel_threads(n): run the test in n threads at once "
+            "(pytest-run-parallel; without it the test runs once)",
+        )

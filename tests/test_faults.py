@@ -165,13 +165,16 @@ def _submit_from_thread(g: WorkGrinder, count: int, futures: list[Any], stop: Fa
     """Submit from a plain thread until ``count`` items or the grinder refuses."""
     for i in range(count):
         try:
-            futures.append((i, g.submit_from_thread(square, i)))
+            future = g.submit_from_thread(square, i)
         except LeasePoolNotStartedError as exc:
             assert caused_by_fault(exc), exc
             return
+        # ``futures`` is shared with the loop and another thread: wait on our
+        # own future, not on whatever was appended last.
+        futures.append((i, future))
         # Wait for it, as a caller of a blocking submit does: the hand-off
         # serves such callers (a deadline, not a hope: a hang fails the test).
-        concurrent.futures.wait([futures[-1][1]], DEADLINE)
+        concurrent.futures.wait([future], DEADLINE)
 
 
 async def _drive(g: WorkGrinder, fault: Fault) -> tuple[list[Any], list[BaseException]]:

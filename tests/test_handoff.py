@@ -530,6 +530,11 @@ class Stress:
                 found.append("an accepted item never ended (lost)")
             except concurrent.futures.CancelledError:
                 pass
+            except Exception as exc:  # work() only returns its key
+                # Without the GIL this is how a double run shows most often:
+                # the first run drops the item's call, the second calls
+                # fn() without its arguments.
+                found.append(f"an item failed ({exc!r}): run twice, or run without its call")
         print(f"stress[{type(self.handoff).__name__}]: accepted={len(self.accepted)} "
               f"given_back={len(self.given_back.items)} problems={len(found)}")
         if len(self.accepted) < 200:

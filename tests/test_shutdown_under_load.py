@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -188,8 +189,9 @@ def test_manager_stop_without_drain_bounds_the_join_and_kills_workers(
     assert errors == []
 
 
+@pytest.mark.parametrize("backend", ["process", "stdlib-process"])
 def test_timed_out_drain_leaves_no_unretrieved_future_exception(
-    tmp_path: Path, clean: Snapshot
+    tmp_path: Path, clean: Snapshot, backend: str
 ) -> None:
     marker = tmp_path / "pid"
 
@@ -197,13 +199,20 @@ def test_timed_out_drain_leaves_no_unretrieved_future_exception(
         loop = asyncio.get_running_loop()
         errors: list[dict[str, Any]] = []
         loop.set_exception_handler(lambda _loop, context: errors.append(context))
-        manager = LeasedExecutorManager(backend="process", max_pools=1, workers_per_pool=1)
+        manager = LeasedExecutorManager(backend=backend, max_pools=1, workers_per_pool=1)
         await manager.start()
         lease = await manager.acquire()
         running = lease.executor.submit(pid_then, str(marker), 600, 1)
         await asyncio.to_thread(wait_until, marker.exists, timeout=60)
-        await manager.stop(timeout=0.5)  # the drain times out: workers killed
-        assert isinstance(running.exception(10), concurrent.futures.BrokenExecutor)
+        await manager.stop(timeout=0.5)  # the drain times out: the call is stopped
+        concurrent.futures.wait([running], timeout=10)
+        if backend == "process":  # our pool stops the running call it cancels
+            assert running.cancelled()
+        else:  # ProcessPoolExecutor cannot: the kill breaks it
+            assert isinstance(running.exception(0), concurrent.futures.BrokenExecutor)
+        pid = int(marker.read_text())
+        with pytest.raises(ProcessLookupError):  # its worker was stopped and joined
+            os.kill(pid, 0)
         gc.collect()
         await asyncio.sleep(0)
         return errors

@@ -282,8 +282,13 @@ class Batches:
                 failure = exc
         if failure is None:  # resolve thread items here, without the loop
             for item in chunk:
-                if type(item) is ThreadItem and item.outcome is not None:
-                    item.resolve(item.outcome)
+                # Read ``outcome`` once: the loop may end this item meanwhile
+                # (a fault, a cancelling stop: ``end()`` clears it), and a
+                # second read could then see ``None``. ``resolve`` goes
+                # through the future's own lock, so the first end wins.
+                outcome = item.outcome if type(item) is ThreadItem else None
+                if outcome is not None:
+                    item.resolve(outcome)
         timing = None if seconds is None or not self._timed(chunk) else (len(chunk), seconds)
         self._post((future, chunk, batch, failure, timing, unsent))
 

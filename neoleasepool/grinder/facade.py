@@ -451,9 +451,20 @@ class WorkGrinder(MapMethods):
         answer: concurrent.futures.Future[Stats] = concurrent.futures.Future()
 
         def _snapshot() -> None:
+            # On the loop, the owner of everything stats() reads.
             if answer.set_running_or_notify_cancel():
-                answer.set_result(self.stats())
+                try:
+                    answer.set_result(self.stats())
+                except BaseException as exc:  # handed to the caller, never lost
+                    answer.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
 
-        loop.call_soon_threadsafe(_snapshot)
+        try:
+            loop.call_soon_threadsafe(_snapshot)
+        except RuntimeError:
+            raise LeasePoolNotStartedError(
+                "WorkGrinder.stats_from_thread(): the grinder's loop is closed"
+            ) from None
         return answer.result(timeout)
 

@@ -58,6 +58,13 @@ class Intake:
         self._refusal = refusal
         self._cancelling = cancelling
         self._fault = fault
+        # Who writes what: ``handoff`` (the reference), ``running`` and
+        # ``_earlier_handoffs`` are written only by the loop (start, the
+        # batcher, settling); other threads only read ``handoff`` once per
+        # offer (an earlier run's hand-off is closed and refuses) and reach
+        # the rest through the mailbox or ``call_soon_threadsafe``. ``_counts`` is written
+        # from any thread (an item's end is counted by whichever thread
+        # decided its future), so every ``+=`` takes ``_lock``.
         self.handoff = self.new_handoff()
         self.running: set[Item] = set()  # the current run's items taken by batches
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)

@@ -23,8 +23,9 @@ loop's mailbox, the hand-off's lock, ``executor.submit`` and a chunk's
 done-callback. So each transition is made by one thread at a time and needs
 no lock of its own.
 
-A caller's ``cancel()`` never writes ``state``: it ends the *future* (an
-atomic step inside the future itself) and asks the owner to drop the item
+A caller's ``cancel()`` never writes ``state``: it ends the *future* (for
+a thread item, after claiming its end under ``_CLAIM``, the one step that
+decides between a cancel and a result) and asks the owner to drop the item
 (:meth:`ItemSink.item_cancelled`). Whoever next holds the item sees the
 future done and moves the item to ``ENDED`` without running it. An item's
 end is counted exactly once, by the call that decided its future's final
@@ -75,10 +76,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ENDED: frozenset(),
 }
 
-# Makes "is this the first cancel()?" one atomic step for thread items
-# (Future.cancel() also returns True for a future cancelled before); held
-# only for that test, never while a callback runs.
-_FIRST_CANCEL = threading.Lock()
+# Makes "who ends this thread item?" one atomic step: the first cancel()
+# or resolve() claims the item's end (``ending``) under it, counts it, and
+# only then ends the future, which wakes its waiters. So a caller holding
+# a result always finds it counted in stats(), and an end is counted once
+# (two threads can race here for real without the GIL). Held only for the
+# test-and-set, never while a callback runs.
+_CLAIM = threading.Lock()
 
 
 class ItemSink(Protocol):
@@ -244,7 +248,7 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     """
 
     __slots__ = (
-        "args", "cancel_seen", "enqueued_at", "fn", "handed_at", "kwargs", "origin", "outcome",
+        "args", "ending", "enqueued_at", "fn", "handed_at", "kwargs", "origin", "outcome",
         "requeued", "sink", "state",
     )
 
@@ -258,36 +262,45 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         super().__init__()
         _init_fields(self, sink, fn, args, kwargs, INBOX)
         self.origin = threading.get_ident()
-        self.cancel_seen = False
+        self.ending: str | None = None  # how it ends, once claimed (under _CLAIM)
         self.handed_at = 0.0  # time.monotonic() when the hand-off queued it
 
+    def _claim(self, how: str) -> str | None:
+        """Claim the item's end as ``how``; ``None`` if this call won, else
+        how it was claimed before."""
+        with _CLAIM:
+            before = self.ending
+            if before is None:
+                self.ending = how
+        return before
+
     def cancel(self) -> bool:
+        before = self._claim("cancelled")
+        if before is not None:
+            return before == "cancelled"  # as Future.cancel(): True if cancelled
+        self.sink.item_ended("cancelled")  # before anyone can see it cancelled
         # The future runs its done-callbacks inside cancel(): hold no lock of
-        # ours there (a callback may cancel another item).
-        if not super().cancel():
-            return False  # it has its result
-        with _FIRST_CANCEL:  # held only to test and set the flag
-            first, self.cancel_seen = not self.cancel_seen, True
-        if first:
-            # Only the first cancel() notifies concurrent.futures.wait() and
-            # as_completed() (no executor ever calls it for a grinder item).
-            self.set_running_or_notify_cancel()
-            self.sink.item_ended("cancelled")
-            self.sink.item_cancelled(self)
+        # ours there (a callback may cancel another item). Nothing else ends
+        # the future (the grinder never marks it running), so this succeeds.
+        super().cancel()
+        # Notifies concurrent.futures.wait() and as_completed() (no executor
+        # ever calls it for a grinder item).
+        self.set_running_or_notify_cancel()
+        self.sink.item_cancelled(self)
         return True
 
     def resolve(self, outcome: Outcome) -> bool:
         """Set the outcome (from any thread); whether it did (not if the
         item had ended already)."""
         ok, value = outcome
-        try:
-            if ok:
-                self.set_result(value)
-            else:
-                self.set_exception(value)
-        except concurrent.futures.InvalidStateError:
+        how = "completed" if ok else "failed"
+        if self._claim(how) is not None:
             return False  # cancelled by its caller meanwhile (and counted then)
-        self.sink.item_ended("completed" if ok else "failed")
+        self.sink.item_ended(how)  # before its caller can have the result
+        if ok:
+            self.set_result(value)
+        else:
+            self.set_exception(value)
         return True
 
 

@@ -84,8 +84,15 @@ async def _drain(pending: list[Future[Any]], timeout: float | None, logger: logg
     for wrapper in done:
         if not wrapper.cancelled():
             wrapper.exception()
+    # Cancel the calls themselves, now, before any pool is killed (the
+    # wrappers would pass the cancel on only at the loop's next turn, racing
+    # the kill): a call not started never runs, and on a pool that can stop
+    # a running call (ours) the call ends cancelled; on one that cannot,
+    # the kill then fails it as broken.
+    for future in pending:
+        future.cancel()
     for wrapper in not_done:
-        wrapper.cancel()  # also cancels the call if it has not started
+        wrapper.cancel()
     if not_done:
         logger.warning(
             "manager stop timed out with %s call(s) running; cancelling "

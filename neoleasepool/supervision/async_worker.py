@@ -145,7 +145,7 @@ class BackgroundAsyncWorker(BackgroundWorker):
         if not self._target_is_async:
             future = self._submit_sync(*args)
             return bool(await transfer_concurrent(future, asyncio.get_running_loop()))
-        self.runs += 1
+        self._count_run()
         try:
             return await self.run(*args, **self._target_kwargs) is not False
         except Exception:
@@ -154,7 +154,7 @@ class BackgroundAsyncWorker(BackgroundWorker):
     def _submit_sync(self, *args: Any) -> concurrent.futures.Future[Any]:
         if self._executor_is_process_pool():
             executor = self.pool or self.supervisor.thread_pool
-            self.runs += 1
+            self._count_run()
             future = executor.submit(self.run, *args, **self._target_kwargs)
             return _process_outcome(self, future)
         if self.pool is not None:

@@ -101,8 +101,14 @@ class BackgroundIntervalWorker(BackgroundAsyncWorker):
         """
         aloop = self._require_running("trigger_threadsafe")
         assert self._wake is not None
+        # ``_skip`` belongs to the worker's loop, which reads and clears it:
+        # set it there, in the same callback that wakes the loop.
+        aloop.call_soon(self._wake_up, self._wake, skip)
+
+    def _wake_up(self, wake: asyncio.Event, skip: bool) -> None:
+        """On the worker's loop: a trigger (that may skip the run) arrives."""
         self._skip = skip
-        aloop.call_soon(self._wake.set)
+        wake.set()
 
     async def trigger(self, force: bool = False, skip: bool = False) -> None:
         """:meth:`trigger_threadsafe` for code on the worker's own loop."""

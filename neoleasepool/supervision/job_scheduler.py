@@ -403,18 +403,22 @@ class AsyncJobScheduler:
     def stats(self) -> Stats:
         """A JSON-serialisable snapshot: state, counts and every live job."""
         aloop = self._running_on
-        with self._lock:
+        with self._lock:  # the counts change under it too: one consistent snapshot
             jobs = [job.stats() for job in self._jobs.values()]
             state = self._state
+            counts = {
+                "jobs_created": self._created,
+                "jobs_finished": self._finished,
+                "jobs_cancelled": self._cancelled,
+                "jobs_broken": self._broken,
+            }
         return {
             "name": self.id,
             "state": state,
             "aloop": aloop.name if aloop is not None else None,
+            # The loop's own set, sized from another thread: for display only.
             "running": len(self._tasks),
-            "jobs_created": self._created,
-            "jobs_finished": self._finished,
-            "jobs_cancelled": self._cancelled,
-            "jobs_broken": self._broken,
+            **counts,
             "jobs": jobs,
         }
 

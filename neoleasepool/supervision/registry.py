@@ -80,7 +80,8 @@ class SchedulerRegistry:
 
     def watch(self, entry: Registration, future: concurrent.futures.Future[object]) -> None:
         """Remember the future of ``entry``'s ``loop()`` and log if it fails."""
-        entry.future = future
+        with self._lock:  # stop_all() reads it under the lock, from another thread
+            entry.future = future
         future.add_done_callback(lambda done: self._log_failure(entry.name, done))
 
     def _log_failure(self, name: str, future: concurrent.futures.Future[object]) -> None:

@@ -110,6 +110,12 @@ class BackgroundWorker:
         self._target_thread: int | None = None
         self._future: concurrent.futures.Future[Any] | None = None
         self._ready: threading.Event | None = None
+        # ``runs`` and ``errors`` are counted by whichever thread runs the
+        # target (a pool thread, the aloop). Runs follow one another, but a
+        # stop that gives up waiting (or a restart) can leave an old run
+        # counting while a new one starts: ``+=`` is never assumed atomic,
+        # it is done under ``_counts_lock`` (:meth:`_count`).
+        self._counts_lock = threading.Lock()
         self.runs = 0
         self.errors = 0
         #: What crashed the worker's own loop (a bug, not its target), if anything.
@@ -296,7 +302,7 @@ class BackgroundWorker:
     def _call_sync(self, kwargs: dict[str, Any], *args: Any) -> bool:
         """One sync target call, with error handling; ``False`` means stop."""
         self._target_thread = threading.get_ident()
-        self.runs += 1
+        self._count_run()
         try:
             return self.run(*args, **kwargs) is not False
         except Exception:
@@ -306,7 +312,8 @@ class BackgroundWorker:
 
     def _target_failed(self) -> bool:
         """Handle the exception being raised; whether the worker goes on."""
-        self.errors += 1
+        with self._counts_lock:
+            self.errors += 1
         if self.on_error is None:
             logger.exception("worker target failed, stopping name=%s", self.name)
             return False
@@ -315,6 +322,11 @@ class BackgroundWorker:
         except Exception:
             logger.exception("worker on_error failed name=%s", self.name)
         return True
+
+    def _count_run(self) -> None:
+        """One more run of the target (any thread)."""
+        with self._counts_lock:
+            self.runs += 1
 
     def _mark_started(self) -> None:
         self._started.set()
@@ -330,11 +342,15 @@ class BackgroundWorker:
 
     def _loop_exited(self) -> None:
         # The loop ended by itself (False, an error, cancellation) or by stop().
-        if self._active:
+        # Runs on the loop's thread while stop() may run on another: the
+        # test-and-clear of ``_active`` is made under the lock, as stop()'s.
+        with self._lock:
+            ended_by_itself = self._active
             self._active = False
+            self._started.clear()
+            self._stopped.set()
+        if ended_by_itself:
             self.supervisor.unregister_scheduler(self)
-        self._started.clear()
-        self._stopped.set()
         logger.debug("worker loop exited name=%s", self.name)
 
     def _on_own_thread(self) -> bool:

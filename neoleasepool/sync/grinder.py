@@ -174,7 +174,12 @@ class SupervisedWorkGrinder(FacadeBase):
         if self.aloop.in_loop_thread() or self._closed or not self.aloop.active:
             snapshot = self.grinder.stats()
         else:
-            snapshot = self.grinder.stats_from_thread(timeout)
+            try:
+                snapshot = self.grinder.stats_from_thread(timeout)
+            except LeasePoolNotStartedError:
+                # Checked, then stopped by another thread before the hop:
+                # a stopped grinder answers on any thread.
+                snapshot = self.grinder.stats()
         return {"name": self.name, "manager": self.manager.name, **snapshot}
 
     def stop(self, wait: WaitArg = True, cancel_tasks: bool = False) -> None:
