@@ -12,7 +12,7 @@ WITH_PYENV := if command -v pyenv >/dev/null 2>&1; then \
 	for v in $$(pyenv versions --bare --skip-aliases 2>/dev/null); do \
 	PATH="$$(pyenv root)/versions/$$v/bin:$$PATH"; done; export PATH; fi;
 
-.PHONY: demo test tox lint bench soak docs clean
+.PHONY: demo test tox tox-ft ft-python lint bench soak docs clean
 
 $(VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,19 @@ $(VENV)/.tox: $(VENV)/.installed
 
 tox: $(VENV)/.tox
 	$(WITH_PYENV) $(VENV)/bin/tox run-parallel --parallel 2 --parallel-no-spinner
+
+# A free-threaded CPython 3.13 ("3.13t"): found on PATH or in the cache
+# (~/.cache/neoleasepool/python3.13t), else built there from Debian's
+# python3.13 source package (a few minutes; needs apt, and root or sudo to
+# install missing build dependencies).  Its path is the last line printed.
+ft-python:
+	@tools/ft_python.sh
+
+# The suite on 3.13t with PYTHON_GIL=0 (tox env py313t, see tox.ini).
+tox-ft: $(VENV)/.tox
+	@ft=$$(tools/ft_python.sh) && \
+	NEOLEASEPOOL_FT_PYTHON="$$ft" $(VENV)/bin/tox run -e py313t \
+	--skip-missing-interpreters=false $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 lint: $(VENV)/.tox
 	$(VENV)/bin/tox run -e lint
