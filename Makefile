@@ -12,7 +12,7 @@ WITH_PYENV := if command -v pyenv >/dev/null 2>&1; then \
 	for v in $$(pyenv versions --bare --skip-aliases 2>/dev/null); do \
 	PATH="$$(pyenv root)/versions/$$v/bin:$$PATH"; done; export PATH; fi;
 
-.PHONY: demo test tox tox-ft ft-python lint bench soak docs clean
+.PHONY: demo test tox tox-ft ft-python lint bench bench-ft soak docs clean
 
 $(VENV)/.installed: setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ $(BENCH_VENV)/.installed: setup.cfg setup.py
 
 bench: $(BENCH_VENV)/.installed
 	$(BPY) -m benchmarks $(BENCH_ARGS)
+
+# The free-threading rows (benchmarks/bench_freethreading.py) on 3.13t with
+# the GIL off; `make bench` skips them on a regular interpreter.
+bench-ft:
+	@ft=$$(tools/ft_python.sh) && PYTHONPATH=$(CURDIR) PYTHON_GIL=0 \
+	"$$ft" -m benchmarks --only freethreading $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .tox build dist doc/_build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -152,6 +152,21 @@ def test_a_cooperative_thread_function_sees_its_limit_and_stops() -> None:
     assert seen == [True]
 
 
+def test_a_soft_limit_on_threads_tells_the_function_which_may_still_return() -> None:
+    started, seen = threading.Event(), []
+
+    async def main() -> None:
+        mgr = make_manager()
+        g = _grinder(mgr)
+        async with serving(mgr, g):
+            limited = time_limited(until_cancelled, 30, soft_timeout=0.2)
+            assert await g.submit(limited, started, seen) == "stopped"
+            assert g.stats()["items_timed_out"] == 0
+
+    run(main())
+    assert seen == [True]
+
+
 def test_a_running_thread_item_cancelled_by_its_caller_sees_its_token() -> None:
     started, seen = threading.Event(), []
 

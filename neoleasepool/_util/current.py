@@ -106,14 +106,18 @@ class ItemToken:
 
     def _reason(self) -> BaseException | None:
         elapsed = self.elapsed
-        if self.timeout is not None and elapsed >= self.timeout:
+        # Where the item's future is known (a grinder's thread), the hard
+        # limit counts once that future has failed by it: the function
+        # cannot see it first and return a result the limit then drops.
+        ended = None if self._ended is None else self._ended()
+        if self.timeout is not None and elapsed >= self.timeout and ended is not False:
             return ItemTimeoutError(self.function, self.timeout, elapsed)
-        if self.soft_timeout is not None and elapsed >= self.soft_timeout:
-            return SoftTimeLimitExceeded(self.function, self.soft_timeout, elapsed, "soft limit")
-        if self._ended is not None and self._ended():
+        if ended:
             return concurrent.futures.CancelledError(
                 f"{self.function}() was cancelled by its caller"
             )
+        if self.soft_timeout is not None and elapsed >= self.soft_timeout:
+            return SoftTimeLimitExceeded(self.function, self.soft_timeout, elapsed, "soft limit")
         return None
 
 
