@@ -538,9 +538,10 @@ def test_stop_waits_without_its_lock_so_the_target_may_stop_the_worker_too(
 
 
 def test_stop_with_seconds_cancels_a_stuck_async_target(sup: TaskSupervisor) -> None:
-    cancelled = threading.Event()
+    cancelled, running = threading.Event(), threading.Event()
 
     async def stuck(**kwargs: Any) -> None:
+        running.set()
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
@@ -549,6 +550,9 @@ def test_stop_with_seconds_cancels_a_stuck_async_target(sup: TaskSupervisor) -> 
 
     worker = BackgroundAsyncWorker("stuck", stuck, supervisor=sup)
     worker.start()
+    # Stuck means running: a stop before the target's first step cancels
+    # the worker's loop with nothing inside it to see the cancel.
+    assert running.wait(30)
     begin = time.monotonic()
     worker.stop(wait=0.1)
     assert time.monotonic() - begin < 5
