@@ -347,10 +347,12 @@ class BackgroundWorker:
         with self._lock:
             ended_by_itself = self._active
             self._active = False
-            self._started.clear()
-            self._stopped.set()
         if ended_by_itself:
             self.supervisor.unregister_scheduler(self)
+        # Stopped only once unregistered: whoever waits for the stop then
+        # finds the worker gone from the supervisor's schedulers.
+        self._started.clear()
+        self._stopped.set()
         logger.debug("worker loop exited name=%s", self.name)
 
     def _on_own_thread(self) -> bool:
