@@ -17,7 +17,9 @@ manager, several at once. :class:`WorkGrinder` is the facade over the parts
 * ``map_api.py``, ``mapping.py``, ``map_inputs.py``: ``map``, many inputs
   as self-sizing chunks (its methods, its runs, its inputs);
 * ``options.py``: the arguments, checked at construction;
-* ``faults.py``: one failure of our own code breaks the run, visibly.
+* ``faults.py``: one failure of our own code breaks the run, visibly;
+* ``overtime.py``: the time limits the grinder keeps itself;
+* ``stats_api.py``: ``stats()`` and its forms for other loops and threads.
 
 Loop ownership: the async methods belong to the loop that called
 :meth:`WorkGrinder.start`; other threads use :meth:`submit_from_thread` and
@@ -35,9 +37,7 @@ from typing import Any, TypeVar
 
 from .._util.limits import Limits, TimeLimited, split_limits
 from .._util.loops import LoopBinding
-from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
-from ..types import Stats
 from .batches import Batches
 from .chunking import ChunkPlanner
 from .chunks import chunk_kind_for
@@ -50,6 +50,7 @@ from .mapping import MapRuns
 from .options import grinder_options
 from .pipeline import Pipeline
 from .queue import ItemQueue
+from .stats_api import StatsMethods
 
 __all__ = ["WorkGrinder"]
 
@@ -62,7 +63,7 @@ _WRONG_LOOP = (
 )
 
 
-class WorkGrinder(MapMethods):
+class WorkGrinder(MapMethods, StatsMethods):
     """Batches many small synchronous jobs onto leased executors.
 
     Args:
@@ -389,82 +390,3 @@ class WorkGrinder(MapMethods):
         if self._started and batcher is not None and not batcher.done():
             return None
         return LeasePoolNotStartedError("the WorkGrinder stopped")
-
-    # ------------------------------------------------------------ diagnostics
-
-    def stats(self) -> Stats:
-        """A JSON-serialisable snapshot.
-
-        Safe before start and after stop; while running, call it on the
-        grinder's loop (other threads: :meth:`stats_from_thread`).
-
-        Raises:
-            WrongLoopError: If called from another thread while running.
-        """
-        if self._started and not self._binding.on_loop_thread():
-            self._binding.require_owner("stats", "stats_from_thread()")
-        batches, pipeline = self._batches, self._pipeline
-        if self._started and batches is not None:
-            # Count chunks that finished but are not settled yet: their
-            # callers may already hold the results.
-            batches.settle_posted()
-        return {
-            "state": self._state(),
-            "started": self._started,
-            "stopping": self._stopping,
-            "pending": self._queue.pending,
-            "batch_size_threshold": self._options.threshold,
-            "max_wait_seconds": self._options.max_wait,
-            "lease_seconds": self._options.lease_seconds,
-            "oldest_wait_seconds": self._queue.oldest_wait(),
-            "batches_in_flight": 0 if batches is None else len(batches.open),
-            "leases_held": 0 if pipeline is None else len(pipeline.workers),
-            "running": 0 if batches is None else len(batches.running),
-            **self._intake.stats(),
-            "chunking": "auto" if self._planner.fixed is None else self._planner.fixed,
-            "avg_item_seconds": self._planner.avg_item_seconds,
-            **self._maps.stats(),
-        }
-
-    async def astats(self) -> Stats:
-        """:meth:`stats`, awaited on the grinder's loop."""
-        if self._started:
-            self._binding.require_owner("astats", "stats_from_thread()")
-        return self.stats()
-
-    def stats_from_thread(self, timeout: float | None = None) -> Stats:
-        """:meth:`stats` from another thread, waiting up to ``timeout``.
-
-        Raises:
-            LeasePoolNotStartedError: If the grinder is not started.
-            WrongLoopError: If called on the grinder's own loop thread.
-            TimeoutError: If the loop does not answer in time.
-        """
-        timeout = check_optional_timeout("timeout", timeout)
-        loop = self._binding.require_foreign_thread(
-            "stats_from_thread", "stats() or await astats()"
-        )
-        if loop is None or not self._started:
-            raise LeasePoolNotStartedError(
-                "WorkGrinder is not started (WorkGrinder.stats_from_thread())"
-            )
-        answer: concurrent.futures.Future[Stats] = concurrent.futures.Future()
-
-        def _snapshot() -> None:
-            # On the loop, the owner of everything stats() reads.
-            if answer.set_running_or_notify_cancel():
-                try:
-                    answer.set_result(self.stats())
-                except BaseException as exc:  # handed to the caller, never lost
-                    answer.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-
-        try:
-            loop.call_soon_threadsafe(_snapshot)
-        except RuntimeError:
-            raise LeasePoolNotStartedError(
-                "WorkGrinder.stats_from_thread(): the grinder's loop is closed"
-            ) from None
-        return answer.result(timeout)
-
