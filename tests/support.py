@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import signal
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
@@ -146,15 +145,17 @@ class Gate:
         assert started, "gated call never started"
 
 
-def waits_in_block(thread_id: int) -> bool:
-    """Whether the thread waits inside ``TaskSupervisor.block()`` (inside its
-    ``try``, so that a ``KeyboardInterrupt`` there is the one it handles)."""
-    frame = sys._current_frames().get(thread_id)
-    names = []
-    while frame is not None:
-        names.append(frame.f_code.co_name)
-        frame = frame.f_back
-    return "block" in names and "wait" in names[: names.index("block")]
+def waits_in_block(sup: TaskSupervisor) -> bool:
+    """Whether a thread waits inside ``sup.block()`` (inside its ``try``, so
+    that a ``KeyboardInterrupt`` there is the one it handles).
+
+    ``block()`` waits on the supervisor's stop event, and a thread waiting on
+    a ``threading.Event`` is one of its condition's waiters from just before
+    it blocks until it is woken. Reading that (``threading``'s own record)
+    is safe on any build; walking another running thread's stack is not on
+    a free-threaded one, where it crashed the interpreter once.
+    """
+    return bool(sup._stopped._cond._waiters)  # type: ignore[attr-defined]
 
 
 def ctrl_c_during_block(sup: TaskSupervisor, first: Callable[[], None] = lambda: None) -> None:
@@ -172,7 +173,7 @@ def ctrl_c_during_block(sup: TaskSupervisor, first: Callable[[], None] = lambda:
     def interrupt() -> None:
         try:
             first()
-            wait_until(lambda: waits_in_block(main), timeout=30)
+            wait_until(lambda: waits_in_block(sup), timeout=30)
         except BaseException as exc:  # reported below; the Ctrl-C still comes
             failures.append(exc)
         finally:

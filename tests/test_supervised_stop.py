@@ -300,10 +300,7 @@ def test_block_returns_when_another_thread_stops_the_supervisor(sup: TaskSupervi
     pool = sup.create_lease_manager("cpu", max_pools=1, workers_per_pool=1)
     grinder = sup.create_work_grinder("g", pool, batch_size_threshold=10, max_wait_seconds=5)
     futures = [grinder.enqueue(square, i) for i in range(5)]
-    main = threading.get_ident()
-    stopper = threading.Thread(
-        target=lambda: (wait_until(lambda: waits_in_block(main)), sup.stop())
-    )
+    stopper = threading.Thread(target=lambda: (wait_until(lambda: waits_in_block(sup)), sup.stop()))
     stopper.start()
     sup.block()
     stopper.join(30)
