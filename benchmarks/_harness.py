@@ -7,11 +7,12 @@ several repetitions timed with ``time.perf_counter``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -92,6 +93,28 @@ def manager_kwargs(
         "check_interval": 60.0,
         "default_lease_seconds": 60.0,
     }
+
+
+@contextlib.asynccontextmanager
+async def started_grinder(
+    backend: str, workers: int, *, max_wait_seconds: float = 0.05
+) -> AsyncIterator[Any]:
+    """A started grinder (threshold 100) on a started manager of one pool of
+    ``workers``; both stopped after the block."""
+    from neoleasepool import LeasedExecutorManager, WorkGrinder
+
+    manager = LeasedExecutorManager(
+        **manager_kwargs(backend=backend, max_pools=1, workers_per_pool=workers)
+    )
+    await manager.start()
+    grinder = WorkGrinder(executor_manager=manager, batch_size_threshold=100,
+                          max_wait_seconds=max_wait_seconds, lease_seconds=60.0)
+    await grinder.start()
+    try:
+        yield grinder
+    finally:
+        await grinder.stop()
+        await manager.stop()
 
 
 def grinder_kwargs(*, threshold: int, max_wait_seconds: float) -> dict[str, Any]:

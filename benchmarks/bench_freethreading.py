@@ -16,15 +16,14 @@ Rows (the sides of each alternating within every repetition):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from neoleasepool import LeasedExecutorManager, WorkGrinder
+from neoleasepool import WorkGrinder
 from neoleasepool._util.gil import gil_enabled
 
-from ._harness import Reporter, Row, alternating_medians_async, manager_kwargs
+from ._harness import Reporter, Row, alternating_medians_async, started_grinder
 from ._work import spin, square
 
 REPEAT = 5
@@ -44,22 +43,6 @@ def _rounds_for(seconds: float) -> int:
         rounds *= 2
 
 
-@contextlib.asynccontextmanager
-async def _grinder(backend: str, workers: int) -> AsyncIterator[WorkGrinder]:
-    manager = LeasedExecutorManager(
-        **manager_kwargs(backend=backend, max_pools=1, workers_per_pool=workers)
-    )
-    await manager.start()
-    grinder = WorkGrinder(executor_manager=manager, batch_size_threshold=100,
-                          max_wait_seconds=0.01, lease_seconds=60.0)
-    await grinder.start()
-    try:
-        yield grinder
-    finally:
-        await grinder.stop()
-        await manager.stop()
-
-
 def _items(grinder: WorkGrinder, fn: Callable[[int], Any], arg: int, n: int) -> Callable[
     [], Awaitable[None]
 ]:
@@ -71,8 +54,11 @@ def _items(grinder: WorkGrinder, fn: Callable[[int], Any], arg: int, n: int) -> 
 
 async def main(reporter: Reporter) -> None:
     rounds = _rounds_for(0.002)
-    async with _grinder("thread", 2) as two, _grinder("thread", 1) as one, \
-            _grinder("process", 2) as procs:
+    async with (
+        started_grinder("thread", 2, max_wait_seconds=0.01) as two,
+        started_grinder("thread", 1, max_wait_seconds=0.01) as one,
+        started_grinder("process", 2, max_wait_seconds=0.01) as procs,
+    ):
         threads2, thread1, process2 = await alternating_medians_async(
             [_items(g, spin, rounds, CPU_ITEMS) for g in (two, one, procs)], repeat=REPEAT
         )

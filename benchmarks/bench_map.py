@@ -17,40 +17,23 @@ Rows, the sides of each alternating within every repetition:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-from neoleasepool import LeasedExecutorManager, WorkGrinder
+from neoleasepool import WorkGrinder
 
-from ._harness import Reporter, Row, alternating_medians_async, manager_kwargs
+from ._harness import Reporter, Row, alternating_medians_async, started_grinder
 from ._work import noop, square
 
 REPEAT = 5
 INPUTS = 200_000
 
 Timed = Callable[[], Awaitable[Any]]
-
-
-@contextlib.asynccontextmanager
-async def _grinder(backend: str, workers: int) -> AsyncIterator[WorkGrinder]:
-    manager = LeasedExecutorManager(
-        **manager_kwargs(backend=backend, max_pools=1, workers_per_pool=workers)
-    )
-    await manager.start()
-    grinder = WorkGrinder(executor_manager=manager, batch_size_threshold=100,
-                          max_wait_seconds=0.05, lease_seconds=60.0)
-    await grinder.start()
-    try:
-        yield grinder
-    finally:
-        await grinder.stop()
-        await manager.stop()
 
 
 def _ours(grinder: WorkGrinder, fn: Callable[[int], Any]) -> Timed:
@@ -72,7 +55,7 @@ def _theirs(pool: Any, fn: Callable[[int], Any], **kwargs: Any) -> Timed:
 
 
 async def _process_row(reporter: Reporter) -> None:
-    async with _grinder("process", 2) as grinder:
+    async with started_grinder("process", 2) as grinder:
         with ProcessPoolExecutor(2) as pool:
             ours, theirs = await alternating_medians_async(
                 [_ours(grinder, square), _theirs(pool, square, chunksize=500)], repeat=REPEAT
@@ -84,7 +67,7 @@ async def _process_row(reporter: Reporter) -> None:
 
 
 async def _thread_rows(reporter: Reporter) -> None:
-    async with _grinder("thread", 4) as grinder:
+    async with started_grinder("thread", 4) as grinder:
         with ThreadPoolExecutor(4) as pool:
             ours, theirs = await alternating_medians_async(
                 [_ours(grinder, noop), _theirs(pool, noop)], repeat=REPEAT

@@ -11,19 +11,17 @@ thread and the submitting threads share the pool's state.
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import signal
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import util as _mp_util  # noqa: F401  (see _stop_all_at_exit)
 from multiprocessing.connection import wait
 from multiprocessing.context import BaseContext
 from typing import Any
 
 from ...exceptions import ItemTimeoutError, WorkerDiedError
+from .exit_hook import RUNNING
 from .futures import Call
 from .ledger import Ledger
 from .protocol import (
@@ -100,7 +98,7 @@ class Manager:
 
     def run(self) -> None:
         """The thread's body: loop until shut down (or broken) and empty."""
-        _ACTIVE.add(self)
+        RUNNING.add(self)
         try:
             while self._step():
                 pass
@@ -110,7 +108,7 @@ class Manager:
         finally:
             with self.shared.lock:
                 self.shared.close_locked()
-            _ACTIVE.discard(self)
+            RUNNING.discard(self)
 
     def _step(self) -> bool:
         """One pass; ``False`` once the pool is finished."""
@@ -424,30 +422,3 @@ class Manager:
             worker.conn.close()
         self._workers.clear()
         self._ledger.resolve()
-
-
-# -------------------------------------------------- interpreter exit
-
-#: Managers whose thread runs. Each is shut down (draining its queue, as the
-#: stdlib executors do) and joined when the interpreter exits.
-_ACTIVE: set[Manager] = set()
-
-
-def _stop_all_at_exit() -> None:
-    managers = list(_ACTIVE)
-    for manager in managers:
-        with manager.shared.lock:
-            manager.shared.shutdown = True
-            manager.shared.wake_locked()
-    for manager in managers:
-        manager.thread.join()
-
-
-# Worker processes are not daemonic (their calls may start processes of
-# their own), so multiprocessing's exit hook joins them; they must be gone
-# before it runs. threading's exit hooks run before any atexit hook (this is
-# how concurrent.futures stops its executors); plain atexit is the fallback.
-getattr(threading, "_register_atexit", atexit.register)(_stop_all_at_exit)
-# A forked child has none of its parent's threads to stop.
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_ACTIVE.clear)
