@@ -82,6 +82,9 @@ class WorkGrinder(MapMethods, StatsMethods):
             (``None``: none), counted from when it starts running; a
             function wrapped in :func:`~neoleasepool.time_limited` brings
             its own. See ``doc/limits.md``.
+        metrics: Time each item (its queue, run and latency seconds, as
+            histograms: :meth:`item_timings`, and the supervisor's
+            metrics). ``False`` keeps only the counts, which are always on.
 
     Raises:
         ValueError: If an argument is out of range; the message names it.
@@ -98,6 +101,7 @@ class WorkGrinder(MapMethods, StatsMethods):
         logger: logging.Logger | None = None,
         chunk_size: int | None = None,
         item_timeout: float | None = None,
+        metrics: bool = True,
     ) -> None:
         if not callable(getattr(executor_manager, "acquire", None)):
             raise ValueError(
@@ -107,7 +111,7 @@ class WorkGrinder(MapMethods, StatsMethods):
         self._options = options = grinder_options(
             max_wait_seconds=max_wait_seconds, batch_size_threshold=batch_size_threshold,
             lease_seconds=lease_seconds, owner_prefix=owner_prefix, logger=logger,
-            chunk_size=chunk_size, item_timeout=item_timeout,
+            chunk_size=chunk_size, item_timeout=item_timeout, metrics=metrics,
         )
         self._logger = options.logger
         self._planner = ChunkPlanner(options.chunk_size)
@@ -120,6 +124,7 @@ class WorkGrinder(MapMethods, StatsMethods):
             self._binding, self._queue, self._wake, self._refusal,
             lambda: self._batches is not None and self._batches.cancelling,
             lambda where, exc: self._breaker.report(where, exc),
+            timing=options.metrics,
         )
         self._pipeline: Pipeline | None = None
         self._batcher: asyncio.Task[None] | None = None

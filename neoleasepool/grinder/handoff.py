@@ -305,7 +305,8 @@ class Handoff:
             return
         item.state = RUNNING
         slot = current.slot()
-        slot.source, slot.started = item, time.monotonic()  # its current_item()
+        slot.source = item  # its current_item()
+        slot.started = item.started_at = time.monotonic()
         start = time.perf_counter()
         outcome = call_captured(fn, item.args, item.kwargs)
         runner.seconds += time.perf_counter() - start

@@ -13,22 +13,20 @@ match the futures; a cancelled item is dropped by its owner (``items.py``).
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from .._util.loops import LoopBinding
 from .._util.mailbox import Mailbox
+from .._util.tally import HistogramSnapshot
 from ..exceptions import LeasePoolNotStartedError
+from .counts import ItemCounts
 from .handoff import WAIT_LIMIT_SECONDS, Handoff
 from .items import ENDED, INBOX, RUNNING, Item, ThreadItem, forget_call
 from .overtime import Overtime
 from .queue import ItemQueue
 
 __all__ = ["Intake"]
-
-COUNTS = ("submitted", "batches", "leases", "completed", "failed", "cancelled")
-
 
 class Intake:
     """The way in for items, and their counts.
@@ -41,6 +39,7 @@ class Intake:
             (loop thread).
         cancelling: Whether a cancelling stop is under way (loop thread).
         fault: Reports a failure of its own code (any thread).
+        timing: Record each item's queue, run and latency times.
     """
 
     def __init__(
@@ -51,6 +50,7 @@ class Intake:
         refusal: Callable[[], BaseException | None],
         cancelling: Callable[[], bool],
         fault: Callable[[str, BaseException], None],
+        timing: bool = True,
     ) -> None:
         self._binding = binding
         self._queue = queue
@@ -62,14 +62,13 @@ class Intake:
         # ``_earlier_handoffs`` are written only by the loop (start, the
         # batcher, settling); other threads only read ``handoff`` once per
         # offer (an earlier run's hand-off is closed and refuses) and reach
-        # the rest through the mailbox or ``call_soon_threadsafe``. ``_counts`` is written
-        # from any thread (an item's end is counted by whichever thread
-        # decided its future), so every ``+=`` takes ``_lock``.
+        # the rest through the mailbox or ``call_soon_threadsafe``.
+        # ``_counts`` is fed from any thread (an item's end is counted by
+        # whichever thread decided its future), each on its own shard.
         self.handoff = self.new_handoff()
         self.running: set[Item] = set()  # the current run's items taken by batches
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
-        self._lock = threading.Lock()
-        self._counts = dict.fromkeys(COUNTS, 0)
+        self._counts = ItemCounts(timing)
         self._earlier_handoffs = {"lane_accepted": 0, "items_direct": 0}  # of past runs
         #: Time limits the grinder keeps itself (threads, backends that
         #: cannot stop a call).
@@ -195,9 +194,9 @@ class Intake:
 
     # ------------------------------------------------------ the items' sink
 
-    def item_ended(self, how: str) -> None:
+    def item_ended(self, item: Item, how: str) -> None:
         """An item's future reached its final state (any thread)."""
-        self.count(how)
+        self._counts.ended(item, how)
 
     def item_started(self, item: Item, at: float) -> None:
         """A timed item started on a worker thread (that thread): arm its limit."""
@@ -229,12 +228,14 @@ class Intake:
     # ---------------------------------------------------------------- counts
 
     def count(self, what: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[what] += n
+        self._counts.count(what, n)
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
+        return self._counts.counts()
+
+    def timings(self) -> dict[str, HistogramSnapshot]:
+        """The item timings (empty with timing off)."""
+        return self._counts.snapshot()[1]
 
     def stats(self) -> dict[str, Any]:
         """The grinder's item and hand-off counts, across runs, for ``stats()``."""

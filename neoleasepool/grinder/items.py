@@ -91,8 +91,10 @@ class ItemSink(Protocol):
     def item_cancelled(self, item: Item) -> None:
         """The caller cancelled ``item`` (called once, from the caller's thread)."""
 
-    def item_ended(self, how: str) -> None:
-        """The item's future ended: ``"completed"``, ``"failed"`` or ``"cancelled"``."""
+    def item_ended(self, item: Item, how: str) -> None:
+        """``item``'s future ended: ``"completed"``, ``"failed"`` or
+        ``"cancelled"`` (called once, by the thread that ended it, before
+        its caller can see the end)."""
 
     def item_started(self, item: Item, at: float) -> None:
         """A timed item started running at ``at`` (monotonic), on a worker thread."""
@@ -113,6 +115,9 @@ class _ItemFields:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     enqueued_at: float
+    #: When it left the grinder's queue (taken by a batch or a lane
+    #: runner), in ``time.monotonic()`` seconds; 0.0 until then.
+    started_at: float
     state: str
     outcome: Outcome | None
     requeued: bool  # put back once after a broken pool refused it unrun
@@ -147,6 +152,7 @@ def _init_fields(
     item.args = args
     item.kwargs = kwargs
     item.enqueued_at = time.monotonic()
+    item.started_at = 0.0
     item.state = state
     item.outcome = None
     item.requeued = False
@@ -159,7 +165,9 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
     chunk that reads its call and stores its outcome on a worker thread.
     """
 
-    __slots__ = ("args", "enqueued_at", "fn", "kwargs", "outcome", "requeued", "sink", "state")
+    __slots__ = (
+        "args", "enqueued_at", "fn", "kwargs", "outcome", "requeued", "sink", "started_at", "state",
+    )
 
     def __init__(
         self,
@@ -175,7 +183,7 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
     def cancel(self, msg: Any | None = None) -> bool:
         if not super().cancel(msg):
             return False  # done already: counted then
-        self.sink.item_ended("cancelled")
+        self.sink.item_ended(self, "cancelled")
         self.sink.item_cancelled(self)
         return True
 
@@ -198,7 +206,7 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
             self.set_exception(error)
         else:
             self.set_exception(value)
-        self.sink.item_ended("completed" if ok else "failed")
+        self.sink.item_ended(self, "completed" if ok else "failed")
         return True
 
 
@@ -249,7 +257,7 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
 
     __slots__ = (
         "args", "ending", "enqueued_at", "fn", "handed_at", "kwargs", "origin", "outcome",
-        "requeued", "sink", "state",
+        "requeued", "sink", "started_at", "state",
     )
 
     def __init__(
@@ -278,7 +286,7 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         before = self._claim("cancelled")
         if before is not None:
             return before == "cancelled"  # as Future.cancel(): True if cancelled
-        self.sink.item_ended("cancelled")  # before anyone can see it cancelled
+        self.sink.item_ended(self, "cancelled")  # before anyone can see it cancelled
         # The future runs its done-callbacks inside cancel(): hold no lock of
         # ours there (a callback may cancel another item). Nothing else ends
         # the future (the grinder never marks it running), so this succeeds.
@@ -296,7 +304,7 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         how = "completed" if ok else "failed"
         if self._claim(how) is not None:
             return False  # cancelled by its caller meanwhile (and counted then)
-        self.sink.item_ended(how)  # before its caller can have the result
+        self.sink.item_ended(self, how)  # before its caller can have the result
         if ok:
             self.set_result(value)
         else:

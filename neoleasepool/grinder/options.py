@@ -30,6 +30,7 @@ class GrinderOptions:
     logger: logging.Logger
     chunk_size: int | None
     item_timeout: float | None
+    metrics: bool = True
 
 
 def grinder_options(
@@ -41,6 +42,7 @@ def grinder_options(
     logger: object,
     chunk_size: object,
     item_timeout: object = None,
+    metrics: object = True,
 ) -> GrinderOptions:
     """Check the grinder's arguments.
 
@@ -59,6 +61,9 @@ def grinder_options(
         else check_positive_int("chunk_size", chunk_size, leasepool=True)
     )
     timeout = None if item_timeout is None else check_duration("item_timeout", item_timeout)
+    if not isinstance(metrics, bool):
+        raise ValueError(f"metrics must be True or False, got {metrics!r}")
     return GrinderOptions(
-        max_wait, threshold, seconds, owner_prefix, logger or _default_logger, fixed, timeout
+        max_wait, threshold, seconds, owner_prefix, logger or _default_logger, fixed, timeout,
+        metrics,
     )

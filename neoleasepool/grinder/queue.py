@@ -114,10 +114,11 @@ class ItemQueue:
         limit = self.threshold if limit is None else limit
         self._hurry = False
         taken: list[Item] = []
+        now = time.monotonic()
         if self._solo_pending:
-            _take_from(self._solo, taken, limit)
+            _take_from(self._solo, taken, limit, now)
             self._solo_pending -= len(taken)
-        _take_from(self._items, taken, limit)
+        _take_from(self._items, taken, limit, now)
         self.pending -= len(taken)
         self._trim()
         return taken
@@ -142,11 +143,12 @@ class ItemQueue:
                 items.popleft()
 
 
-def _take_from(items: deque[Item], taken: list[Item], limit: int) -> None:
-    """Move queued items from the head of ``items`` to ``taken`` (``RUNNING``)
-    until it holds ``limit``."""
+def _take_from(items: deque[Item], taken: list[Item], limit: int, now: float) -> None:
+    """Move queued items from the head of ``items`` to ``taken`` (``RUNNING``,
+    started ``now``) until it holds ``limit``."""
     while items and len(taken) < limit:
         item = items.popleft()
         if item.state == QUEUED:
             item.state = RUNNING
+            item.started_at = now
             taken.append(item)

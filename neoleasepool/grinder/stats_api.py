@@ -12,6 +12,7 @@ import concurrent.futures
 from typing import TYPE_CHECKING
 
 from .._util.loops import LoopBinding
+from .._util.tally import HistogramSnapshot
 from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError
 from ..types import Stats
@@ -27,7 +28,7 @@ __all__ = ["StatsMethods"]
 
 
 class StatsMethods:
-    """``stats``, ``astats`` and ``stats_from_thread`` of a
+    """``stats``, ``astats``, ``stats_from_thread`` and ``item_timings`` of a
     :class:`~.facade.WorkGrinder`."""
 
     # Provided by the facade (declared for type checking only).
@@ -83,6 +84,13 @@ class StatsMethods:
             "avg_item_seconds": self._planner.avg_item_seconds,
             **self._maps.stats(),
         }
+
+    def item_timings(self) -> dict[str, HistogramSnapshot]:
+        """Histograms of the items' ``queue``, ``run`` and ``latency``
+        seconds since the grinder was made (see ``grinder/counts.py`` for
+        what each measures); empty with ``metrics=False``. Safe from any
+        thread, without a hop to the loop."""
+        return self._intake.timings()
 
     async def astats(self) -> Stats:
         """:meth:`stats`, awaited on the grinder's loop."""

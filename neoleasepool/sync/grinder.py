@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from .._util.deadlines import deadline_from_wait, seconds_left
+from .._util.tally import HistogramSnapshot
 from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..grinder.facade import WorkGrinder
@@ -181,6 +182,10 @@ class SupervisedWorkGrinder(FacadeBase):
                 # a stopped grinder answers on any thread.
                 snapshot = self.grinder.stats()
         return {"name": self.name, "manager": self.manager.name, **snapshot}
+
+    def item_timings(self) -> dict[str, HistogramSnapshot]:
+        """The grinder's item timings (:meth:`WorkGrinder.item_timings`), from any thread."""
+        return self.grinder.item_timings()
 
     def stop(self, wait: WaitArg = True, cancel_tasks: bool = False) -> None:
         """Stop the grinder.

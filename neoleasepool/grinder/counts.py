@@ -1,0 +1,79 @@
+"""A grinder's counts and item timings, fed from any thread without a lock.
+
+Items end on whichever thread decides their future (the loop, a worker
+thread, a caller's ``cancel()``), and each end is counted there, once, on
+that thread's own shard of a :class:`~neoleasepool._util.tally.Tally` (see
+its module for why that needs no lock and loses nothing).
+
+With timing on (``WorkGrinder(metrics=True)``, the default), an item that
+ran also records three durations, in seconds:
+
+* ``queue``: from its submission until it left the grinder's queue (taken
+  by a batch, or by a lane runner on a worker thread);
+* ``run``: from then until its end: the executor call, including the
+  items before it in its chunk and the executor's own queue;
+* ``latency``: the two together, submission to end, as its caller sees it.
+
+Cancelled items, and items that never left the queue, are counted but not
+timed.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left as _bucket_of
+from typing import TYPE_CHECKING
+
+from .._util.tally import TIME_BUCKETS, HistogramSnapshot, Tally
+
+if TYPE_CHECKING:
+    from .items import Item
+
+__all__ = ["COUNTS", "TIMES", "ItemCounts"]
+
+#: The grinder's counters.
+COUNTS = ("submitted", "batches", "leases", "completed", "failed", "cancelled")
+#: The item timings, in histogram order.
+TIMES = ("queue", "run", "latency")
+
+_INDEX = {name: index for index, name in enumerate(COUNTS)}
+
+
+class ItemCounts:
+    """The counters of :data:`COUNTS` and (``timing``) the item timings."""
+
+    def __init__(self, timing: bool = True) -> None:
+        self.timing = timing
+        self._tally = Tally(COUNTS, TIMES if timing else ())
+        self._bounds = TIME_BUCKETS
+
+    def count(self, what: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``what`` (any thread)."""
+        self._tally.shard().counts[_INDEX[what]] += n
+
+    def ended(self, item: Item, how: str) -> None:
+        """Count ``item``'s end as ``how`` and, if it ran, time it (the
+        thread that ended it, before its caller can see the end)."""
+        shard = self._tally.shard()
+        shard.counts[_INDEX[how]] += 1
+        started = item.started_at
+        if not self.timing or not started or how == "cancelled":
+            return
+        now = time.monotonic()
+        queue, run = started - item.enqueued_at, now - started
+        latency = queue + run
+        bounds, buckets, sums = self._bounds, shard.buckets, shard.sums
+        buckets[0][_bucket_of(bounds, queue)] += 1
+        sums[0] += queue
+        buckets[1][_bucket_of(bounds, run)] += 1
+        sums[1] += run
+        buckets[2][_bucket_of(bounds, latency)] += 1
+        sums[2] += latency
+
+    def counts(self) -> dict[str, int]:
+        """Each counter's total, by name."""
+        return self._tally.counts()
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, HistogramSnapshot]]:
+        """The counters and (if timed) the timings, from one pass."""
+        return self._tally.snapshot()
