@@ -37,6 +37,7 @@ from .grinder.facade import WorkGrinder
 from .leasing.lease import ExecutorLease, LeaseState
 from .leasing.manager import LeasedExecutorManager
 from .loops.aloop import ALoop
+from .observe import install as _install_observe
 from .supervision.job_scheduler import AsyncJobScheduler
 from .supervision.jobs import AsyncJob
 from .supervision.supervisor import (
@@ -59,6 +60,8 @@ from .sync import SupervisedLease, SupervisedLeaseManager, SupervisedWorkGrinder
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 # The "dask" backend imports distributed only when a manager starts on it.
 register_backend(DaskBackend.name, DaskBackend())
+# Supervisors find their metrics and status page through this (supervision/observer.py).
+_install_observe()
 
 __all__ = [
     "ALoop",

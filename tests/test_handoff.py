@@ -36,7 +36,7 @@ class Sink:
         if self.handoff is not None:
             self.handoff.withdraw(item)
 
-    def item_ended(self, item: Any, how: str) -> None:
+    def item_ended(self, item: Any, how: str, error: Any = None) -> None:
         with self._lock:
             self.ends[how] += 1
 

@@ -22,7 +22,7 @@ class Sink:
     def item_cancelled(self, item: Any) -> None:
         self.cancelled.append(item)
 
-    def item_ended(self, item: Any, how: str) -> None:
+    def item_ended(self, item: Any, how: str, error: Any = None) -> None:
         with self._lock:
             self.ends[how] += 1
 

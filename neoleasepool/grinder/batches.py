@@ -356,20 +356,22 @@ class Batches:
         """
         item.state = ENDED
         self.running.discard(item)
-        if forget:
-            forget_call(item)
         item.outcome = None
         ok, value = outcome
-        if not ok and isinstance(value, _CANCELLED) and (item.cancel() or item.cancelled()):
-            return
-        if (
-            not resolved
-            and item.resolve(outcome)
-            and not ok
-            and item.limits is not None
-            and isinstance(value, ItemTimeoutError)
-        ):
-            self.overtime.timed_out += 1  # the pool enforced its limit
+        try:
+            if not ok and isinstance(value, _CANCELLED) and (item.cancel() or item.cancelled()):
+                return
+            if (
+                not resolved
+                and item.resolve(outcome)  # (its failures name its function)
+                and not ok
+                and item.limits is not None
+                and isinstance(value, ItemTimeoutError)
+            ):
+                self.overtime.timed_out += 1  # the pool enforced its limit
+        finally:
+            if forget:
+                forget_call(item)
 
     def stop_call_of(self, item: Item) -> None:
         """Its caller cancelled ``item`` while it runs (loop): stop its call

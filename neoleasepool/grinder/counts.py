@@ -24,6 +24,7 @@ import time
 from bisect import bisect_left as _bucket_of
 from typing import TYPE_CHECKING
 
+from .._util.failures import FailureLog, raised_in
 from .._util.tally import TIME_BUCKETS, HistogramSnapshot, Tally
 
 if TYPE_CHECKING:
@@ -46,16 +47,21 @@ class ItemCounts:
         self.timing = timing
         self._tally = Tally(COUNTS, TIMES if timing else ())
         self._bounds = TIME_BUCKETS
+        #: The last failed items: function name and error, never arguments.
+        self.failures = FailureLog()
 
     def count(self, what: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``what`` (any thread)."""
         self._tally.shard().counts[_INDEX[what]] += n
 
-    def ended(self, item: Item, how: str) -> None:
-        """Count ``item``'s end as ``how`` and, if it ran, time it (the
-        thread that ended it, before its caller can see the end)."""
+    def ended(self, item: Item, how: str, error: BaseException | None = None) -> None:
+        """Count ``item``'s end as ``how`` and, if it ran, time it; keep
+        its ``error`` in :attr:`failures` (the thread that ended it, before
+        its caller can see the end)."""
         shard = self._tally.shard()
         shard.counts[_INDEX[how]] += 1
+        if error is not None:  # (its call may be forgotten already)
+            self.failures.record(item.name() if item.fn else raised_in(error), error)
         started = item.started_at
         if not self.timing or not started or how == "cancelled":
             return

@@ -312,9 +312,9 @@ class Handoff:
         runner.seconds += time.perf_counter() - start
         slot.source = slot.started = None
         runner.served += 1
-        forget_call(item)
         item.state = ENDED
-        item.resolve(outcome)
+        item.resolve(outcome)  # (its failures name its function)
+        forget_call(item)
 
     # --------------------------------------------------------------- closing
 

@@ -194,9 +194,9 @@ class Intake:
 
     # ------------------------------------------------------ the items' sink
 
-    def item_ended(self, item: Item, how: str) -> None:
+    def item_ended(self, item: Item, how: str, error: BaseException | None = None) -> None:
         """An item's future reached its final state (any thread)."""
-        self._counts.ended(item, how)
+        self._counts.ended(item, how, error)
 
     def item_started(self, item: Item, at: float) -> None:
         """A timed item started on a worker thread (that thread): arm its limit."""
@@ -232,6 +232,10 @@ class Intake:
 
     def counts(self) -> dict[str, int]:
         return self._counts.counts()
+
+    def failures(self) -> list[dict[str, Any]]:
+        """The last failed items (function name, error type and message)."""
+        return self._counts.failures.recent()
 
     def timings(self) -> dict[str, HistogramSnapshot]:
         """The item timings (empty with timing off)."""

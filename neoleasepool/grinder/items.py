@@ -91,10 +91,10 @@ class ItemSink(Protocol):
     def item_cancelled(self, item: Item) -> None:
         """The caller cancelled ``item`` (called once, from the caller's thread)."""
 
-    def item_ended(self, item: Item, how: str) -> None:
-        """``item``'s future ended: ``"completed"``, ``"failed"`` or
-        ``"cancelled"`` (called once, by the thread that ended it, before
-        its caller can see the end)."""
+    def item_ended(self, item: Item, how: str, error: BaseException | None = None) -> None:
+        """``item``'s future ended: ``"completed"``, ``"failed"`` (with
+        ``error``) or ``"cancelled"`` (called once, by the thread that ended
+        it, before its caller can see the end)."""
 
     def item_started(self, item: Item, at: float) -> None:
         """A timed item started running at ``at`` (monotonic), on a worker thread."""
@@ -206,7 +206,7 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
             self.set_exception(error)
         else:
             self.set_exception(value)
-        self.sink.item_ended(self, "completed" if ok else "failed")
+        self.sink.item_ended(self, "completed" if ok else "failed", None if ok else value)
         return True
 
 
@@ -304,7 +304,8 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
         how = "completed" if ok else "failed"
         if self._claim(how) is not None:
             return False  # cancelled by its caller meanwhile (and counted then)
-        self.sink.item_ended(self, how)  # before its caller can have the result
+        # Counted before its caller can have the result.
+        self.sink.item_ended(self, how, None if ok else value)
         if ok:
             self.set_result(value)
         else:

@@ -9,7 +9,7 @@ provides, declared below.
 from __future__ import annotations
 
 import concurrent.futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._util.loops import LoopBinding
 from .._util.tally import HistogramSnapshot
@@ -91,6 +91,12 @@ class StatsMethods:
         what each measures); empty with ``metrics=False``. Safe from any
         thread, without a hop to the loop."""
         return self._intake.timings()
+
+    def recent_failures(self) -> list[dict[str, Any]]:
+        """The last items that failed, oldest first: when, the function's
+        name, the error's type and its message cut short (never the
+        arguments or results). Safe from any thread."""
+        return self._intake.failures()
 
     async def astats(self) -> Stats:
         """:meth:`stats`, awaited on the grinder's loop."""

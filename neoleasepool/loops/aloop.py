@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from .._util.deadlines import deadline_from_wait
 from ..types import Stats, WaitArg
+from .lag import LagProbe
 from .portal import LoopPortal
 
 __all__ = ["ALoop", "LoopOwner"]
@@ -85,6 +86,8 @@ class ALoop(LoopPortal):
         self._finished.set()
         self._submitted = 0
         self._runs = 0
+        #: How late the loop runs its timers (``stats()["lag_seconds"]``).
+        self.lag = LagProbe()
 
     def __repr__(self) -> str:
         state = (
@@ -125,6 +128,7 @@ class ALoop(LoopPortal):
             "runs": self._runs,
             "submitted": self._submitted,
             "tasks": tasks,
+            **self.lag.stats(),
         }
 
     # -------------------------------------------------------- start and stop
@@ -158,6 +162,7 @@ class ALoop(LoopPortal):
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._stop_request = loop.create_future()
+        self.lag.start(loop)  # (the loop runs nothing before its thread starts)
         self._cancelling = False
         self._finished = threading.Event()
         thread = threading.Thread(

@@ -38,6 +38,7 @@ from .._util.deadlines import deadline_from_wait
 from ..loops.aloop import ALoop
 from ..types import Stats, WaitArg
 from .job_host import AsyncJobHost
+from .observer import Observer, make_observer
 from .pool import SupervisorPool
 from .schedulers import runs_on
 
@@ -82,6 +83,7 @@ class SupervisorCore(AsyncJobHost):
         self._stopped = threading.Event()
         self._stopped.set()
         self._pool = SupervisorPool(f"supervisor_{self.id}_pool")
+        self._observer: Observer | None = None  # made on first use (see .observer)
 
     def __repr__(self) -> str:
         state = "active" if self._active else ("stopping" if self._stopping else "stopped")
@@ -270,6 +272,7 @@ class SupervisorCore(AsyncJobHost):
                     stop_sync=not stop_schedulers,
                 )
                 self._forget_async_job_schedulers()
+                self._close_observer()  # its server runs on our loop
                 self._stop_loops(deadline, cancel_tasks)
                 self._pool.shutdown(cancel_futures=cancel_tasks)
             finally:
@@ -305,6 +308,53 @@ class SupervisorCore(AsyncJobHost):
                 pool_min_size=self._pool.min_size,
                 pool_max_size=self._pool.max_size,
             )
+
+    def metrics_text(self) -> str:
+        """The metrics of the supervisor and everything registered with it,
+        in Prometheus' text format 0.0.4 (``doc/observability.md`` has the
+        table). Works whether the supervisor runs or not.
+
+        Raises:
+            WrongLoopError: If called on an event loop's thread (a reading
+                waits for each grinder's loop); serve ``/metrics`` with
+                :meth:`serve_status` instead.
+        """
+        return self._observer_of().metrics_text()
+
+    def serve_status(
+        self, port: int = 0, host: str = "127.0.0.1", *, token: str | None = None
+    ) -> str:
+        """Serve the status page, ``/status.json``, ``/metrics`` and
+        ``/healthz`` from the supervisor's loop until it stops; the page's
+        URL. Serving again returns the same URL.
+
+        Args:
+            port: TCP port; ``0`` picks a free one.
+            host: Address to bind. Off the loopback, ``token`` is required,
+                and requests must carry it (``Authorization: Bearer ...``
+                or ``?token=...``).
+            token: A shared secret (at least 16 characters).
+
+        Raises:
+            LeasePoolNotStartedError: If the supervisor is not running.
+            ValueError: If ``host`` is not loopback and no ``token`` is
+                given, or an argument is invalid.
+            OSError: If the address cannot be bound.
+        """
+        self.require_active("serve_status()")
+        return self._observer_of().serve_status(port, host, token)
+
+    def _observer_of(self) -> Observer:
+        with self._lock:
+            if self._observer is None:
+                self._observer = make_observer(self)
+            return self._observer
+
+    def _close_observer(self) -> None:
+        with self._lock:
+            observer = self._observer
+        if observer is not None:
+            observer.close()
 
     def stats(self) -> Stats:
         """A JSON-serialisable snapshot of the supervisor and its parts."""

@@ -38,10 +38,13 @@ import inspect
 import itertools
 import logging
 import numbers
+import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from .._util.failures import FailureLog
 from ..backends.process import is_process_pool
 from ..types import Stats, WaitArg
 from .core import SupervisorCore
@@ -118,6 +121,10 @@ class BackgroundWorker:
         self._counts_lock = threading.Lock()
         self.runs = 0
         self.errors = 0
+        #: When the target last started (``time.time()``), or ``None``.
+        self.last_run: float | None = None
+        #: The target's last errors (type and message, cut short).
+        self.failures = FailureLog()
         #: What crashed the worker's own loop (a bug, not its target), if anything.
         self.crash: BaseException | None = None
 
@@ -183,6 +190,7 @@ class BackgroundWorker:
             "started": self._started.is_set(),
             "runs": self.runs,
             "errors": self.errors,
+            "last_run": self.last_run,
             "priority": self.priority,
         }
 
@@ -314,6 +322,9 @@ class BackgroundWorker:
         """Handle the exception being raised; whether the worker goes on."""
         with self._counts_lock:
             self.errors += 1
+        error = sys.exc_info()[1]
+        if error is not None:
+            self.failures.record(self.name, error)
         if self.on_error is None:
             logger.exception("worker target failed, stopping name=%s", self.name)
             return False
@@ -327,6 +338,7 @@ class BackgroundWorker:
         """One more run of the target (any thread)."""
         with self._counts_lock:
             self.runs += 1
+            self.last_run = time.time()
 
     def _mark_started(self) -> None:
         self._started.set()

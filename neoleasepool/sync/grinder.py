@@ -187,6 +187,10 @@ class SupervisedWorkGrinder(FacadeBase):
         """The grinder's item timings (:meth:`WorkGrinder.item_timings`), from any thread."""
         return self.grinder.item_timings()
 
+    def recent_failures(self) -> list[dict[str, Any]]:
+        """The grinder's last failed items (:meth:`WorkGrinder.recent_failures`)."""
+        return self.grinder.recent_failures()
+
     def stop(self, wait: WaitArg = True, cancel_tasks: bool = False) -> None:
         """Stop the grinder.
 
