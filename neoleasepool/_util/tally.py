@@ -147,7 +147,9 @@ class Tally:
             or any(not math.isfinite(b) for b in bounds)
             or list(bounds) != sorted(set(bounds))
         ):
-            raise ValueError(f"histogram bounds must be finite and strictly ascending, got {bounds}")
+            raise ValueError(
+                f"histogram bounds must be finite and strictly ascending, got {bounds}"
+            )
         for names in (counters, histograms):
             if len(set(names)) != len(names):
                 raise ValueError(f"names must be unique, got {list(names)}")
@@ -160,7 +162,10 @@ class Tally:
         self._retired = self._new_shard()
 
     def __repr__(self) -> str:
-        return f"<Tally counters={len(self.counters)} histograms={len(self.histograms)} shards={len(self._live)}>"
+        return (
+            f"<Tally counters={len(self.counters)} histograms={len(self.histograms)} "
+            f"shards={len(self._live)}>"
+        )
 
     def _new_shard(self) -> TallyShard:
         return TallyShard(len(self.counters), len(self.histograms), len(self.bounds))
@@ -213,8 +218,8 @@ class Tally:
         """Counters by name and histograms by name, from one pass."""
         total = self.total()
         histograms = {
-            name: HistogramSnapshot(self.bounds, tuple(buckets), total.sums[index])
-            for index, (name, buckets) in enumerate(zip(self.histograms, total.buckets, strict=True))
+            name: HistogramSnapshot(self.bounds, tuple(total.buckets[index]), total.sums[index])
+            for index, name in enumerate(self.histograms)
         }
         return dict(zip(self.counters, total.counts, strict=True)), histograms
 

@@ -29,8 +29,8 @@ class SupervisorObserver:
         self._server: StatusServer | None = None
 
     def __repr__(self) -> str:
-        server = self._server
-        return f"<SupervisorObserver {self.supervisor.id!r} serving={server.url if server else None}>"
+        url = self._server.url if self._server else None
+        return f"<SupervisorObserver {self.supervisor.id!r} serving={url}>"
 
     def reading(self) -> Reading:
         """Read the supervisor and its parts now (a plain thread: grinders

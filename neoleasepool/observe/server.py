@@ -13,7 +13,9 @@ class StatusServer:
     url = ""
     closed = True
 
-    def __init__(self, observer: Any, loop: Any, *, host: str, port: int, token: str | None) -> None:
+    def __init__(
+        self, observer: Any, loop: Any, *, host: str, port: int, token: str | None
+    ) -> None:
         raise NotImplementedError("the status server is not written yet")
 
     def start(self) -> None:

@@ -13,10 +13,7 @@ protocol, never from the supervisor upwards.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .core import SupervisorCore
+from typing import Any, Protocol
 
 __all__ = ["Observer", "ObserverFactory", "make_observer", "set_observer_factory"]
 
@@ -35,7 +32,9 @@ class Observer(Protocol):
         """Stop serving (the supervisor stops); safe to call twice."""
 
 
-ObserverFactory = Callable[["SupervisorCore"], Observer]
+#: Makes the observer of a supervisor (typed ``Any`` here: this module is
+#: imported by the supervisor core, and must not import it back).
+ObserverFactory = Callable[[Any], Observer]
 
 _factory: ObserverFactory | None = None
 
@@ -46,7 +45,7 @@ def set_observer_factory(factory: ObserverFactory) -> None:
     _factory = factory
 
 
-def make_observer(supervisor: SupervisorCore) -> Observer:
+def make_observer(supervisor: object) -> Observer:
     """A new observer of ``supervisor``.
 
     Raises:
