@@ -32,6 +32,8 @@ class Sink:
         self.handoff: Handoff | None = None
         self._lock = threading.Lock()
 
+    carries_context = False
+
     def item_cancelled(self, item: Any) -> None:
         if self.handoff is not None:
             self.handoff.withdraw(item)

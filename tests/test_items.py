@@ -19,6 +19,8 @@ class Sink:
         self.cancelled: list[Any] = []
         self._lock = threading.Lock()
 
+    carries_context = False
+
     def item_cancelled(self, item: Any) -> None:
         self.cancelled.append(item)
 

@@ -10,6 +10,7 @@ outcomes, item by item when the whole list cannot be.
 
 from __future__ import annotations
 
+import contextvars
 import pickle
 import time
 from collections.abc import Callable, Sequence
@@ -33,11 +34,17 @@ Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 def call_captured(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    context: contextvars.Context | None = None,
 ) -> Outcome:
-    """Call ``fn(*args, **kwargs)``; return its result or what it raised, as an outcome."""
+    """Call ``fn(*args, **kwargs)`` (in ``context``, if given); return its
+    result or what it raised, as an outcome."""
     try:
-        return (True, fn(*args, **kwargs))
+        if context is None:
+            return (True, fn(*args, **kwargs))
+        return (True, context.run(fn, *args, **kwargs))
     except BaseException as exc:  # handed to this item's future only
         return (False, exc)
 
@@ -49,7 +56,8 @@ def run_items(items: Sequence[Item]) -> float:
     a fault) are skipped and never run. A
     ``BaseException`` (``SystemExit``, ``KeyboardInterrupt``) raised by one
     callable becomes that item's outcome, as ``concurrent.futures`` does.
-    While an item runs it is this thread's ``current_item()``; a timed
+    Each runs in its submitter's ``contextvars`` context. While an item
+    runs it is this thread's ``current_item()``; a timed
     item (alone in its chunk) tells its grinder when it started, which
     arms its time limit.
 
@@ -68,7 +76,7 @@ def run_items(items: Sequence[Item]) -> float:
             slot.source = item
             if item.limits is not None:
                 item.sink.item_started(item, slot.started)
-            item.outcome = call_captured(fn, item.args, item.kwargs)
+            item.outcome = call_captured(fn, item.args, item.kwargs, item.context)
     finally:
         slot.source, slot.started = previous, None
     return time.perf_counter() - start

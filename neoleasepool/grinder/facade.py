@@ -201,13 +201,15 @@ class WorkGrinder(MapMethods, StatsMethods):
         """Fresh parts for a run: runners of an earlier run cannot serve this one."""
         intake = self._intake
         intake.renew_handoff()
+        kind = chunk_kind_for(facts.backend)
+        intake.carries_context = kind.in_process
         self._lendable_workers = facts.pools * facts.workers  # map's default window
         breaker = Breaker(self._binding, self._logger)
         pipeline = Pipeline(
             manager=self._manager,
             queue=self._queue,
             intake=intake,
-            kind=chunk_kind_for(facts.backend),
+            kind=kind,
             planner=self._planner,
             workers=facts.workers,
             lease_seconds=self._options.lease_seconds,

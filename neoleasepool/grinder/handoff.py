@@ -308,7 +308,7 @@ class Handoff:
         slot.source = item  # its current_item()
         slot.started = item.started_at = time.monotonic()
         start = time.perf_counter()
-        outcome = call_captured(fn, item.args, item.kwargs)
+        outcome = call_captured(fn, item.args, item.kwargs, item.context)
         runner.seconds += time.perf_counter() - start
         slot.source = slot.started = None
         runner.served += 1

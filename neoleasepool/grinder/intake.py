@@ -69,6 +69,9 @@ class Intake:
         self.running: set[Item] = set()  # the current run's items taken by batches
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
         self._counts = ItemCounts(timing)
+        #: Items copy their submitter's context (set per run from the
+        #: backend: only calls run on this process's threads can use it).
+        self.carries_context = False
         self._earlier_handoffs = {"lane_accepted": 0, "items_direct": 0}  # of past runs
         #: Time limits the grinder keeps itself (threads, backends that
         #: cannot stop a call).

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -99,6 +100,10 @@ class ItemSink(Protocol):
     def item_started(self, item: Item, at: float) -> None:
         """A timed item started running at ``at`` (monotonic), on a worker thread."""
 
+    #: Items run in their submitter's ``contextvars`` context (in-process
+    #: backends: the call runs on a thread of this process).
+    carries_context: bool
+
 
 class _ItemFields:
     """What the grinder keeps on an item, whichever kind of future it is.
@@ -115,6 +120,9 @@ class _ItemFields:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     enqueued_at: float
+    #: A copy of its submitter's ``contextvars`` context, to run its call
+    #: in (in-process backends only), else ``None``.
+    context: contextvars.Context | None
     #: When it left the grinder's queue (taken by a batch or a lane
     #: runner), in ``time.monotonic()`` seconds; 0.0 until then.
     started_at: float
@@ -153,6 +161,7 @@ def _init_fields(
     item.kwargs = kwargs
     item.enqueued_at = time.monotonic()
     item.started_at = 0.0
+    item.context = contextvars.copy_context() if sink.carries_context else None
     item.state = state
     item.outcome = None
     item.requeued = False
@@ -166,7 +175,8 @@ class AsyncItem(asyncio.Future[Any], _ItemFields):
     """
 
     __slots__ = (
-        "args", "enqueued_at", "fn", "kwargs", "outcome", "requeued", "sink", "started_at", "state",
+        "args", "context", "enqueued_at", "fn", "kwargs", "outcome", "requeued", "sink",
+        "started_at", "state",
     )
 
     def __init__(
@@ -256,8 +266,8 @@ class ThreadItem(concurrent.futures.Future[Any], _ItemFields):
     """
 
     __slots__ = (
-        "args", "ending", "enqueued_at", "fn", "handed_at", "kwargs", "origin", "outcome",
-        "requeued", "sink", "started_at", "state",
+        "args", "context", "ending", "enqueued_at", "fn", "handed_at", "kwargs", "origin",
+        "outcome", "requeued", "sink", "started_at", "state",
     )
 
     def __init__(
@@ -336,5 +346,6 @@ Item = AsyncItem | ThreadItem
 
 
 def forget_call(item: Item) -> None:
-    """Drop an item's call and arguments once it is done with them (they may be large)."""
-    item.fn, item.args, item.kwargs = None, (), {}
+    """Drop an item's call, arguments and context once it is done with them
+    (they may be large)."""
+    item.fn, item.args, item.kwargs, item.context = None, (), {}, None

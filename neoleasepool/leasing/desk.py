@@ -73,7 +73,11 @@ class LeaseDesk:
         binding: LoopBinding,
         grace_seconds: float,
         logger: logging.Logger,
+        carries_context: bool = False,
     ) -> None:
+        #: ``lease.run`` calls run in the caller's ``contextvars`` context
+        #: (the backend runs calls in this process, on threads).
+        self.carries_context = carries_context
         self._pools = pools
         self._binding = binding
         self._grace_seconds = grace_seconds

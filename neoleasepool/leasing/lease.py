@@ -27,6 +27,7 @@ pool goes back to the manager only once that work has finished.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -234,7 +235,10 @@ class ExecutorLease:
         """Run ``fn(*args, **kwargs)`` on the leased pool and return its result.
 
         Must be awaited on the manager's loop.  Cancelling the await cancels
-        the call if it has not started yet.
+        the call if it has not started yet.  On a backend that runs calls in
+        this process (threads), the call runs in a copy of the caller's
+        ``contextvars`` context, as :func:`asyncio.to_thread` does, so
+        trace context and other context variables follow it.
 
         Raises:
             LeaseExpiredError: If the lease was released or revoked.
@@ -250,6 +254,8 @@ class ExecutorLease:
             except RuntimeError:
                 pass  # the loop is closed: nobody awaits ``result`` any more
 
+        if host.carries_context:
+            fn, args = contextvars.copy_context().run, (fn, *args)
         # One done-callback does the manager's bookkeeping and the hand-back.
         future = host.submit(record, fn, args, kwargs, _hand_back)
         try:

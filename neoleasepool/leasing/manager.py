@@ -161,7 +161,10 @@ class LeasedExecutorManager:
             logger=options.logger,
         )
         self._leases = self._pools.leases  # the same dict, for inspection
-        self._desk = LeaseDesk(self._pools, self._binding, options.grace_seconds, options.logger)
+        self._desk = LeaseDesk(
+            self._pools, self._binding, options.grace_seconds, options.logger,
+            carries_context=self._backend.in_process,
+        )
         self._checker = Checker(
             self._pools,
             self.desired_executor_count,
