@@ -48,6 +48,9 @@ T = TypeVar("T")
 class LeaseHost(Protocol):
     """What a lease needs from its manager (the manager's lease desk)."""
 
+    #: ``run`` calls go out in the caller's ``contextvars`` context.
+    carries_context: bool
+
     def submit(
         self,
         record: LeaseRecord,
