@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left as _bucket_of
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._util.failures import FailureLog, raised_in
@@ -30,7 +31,11 @@ from .._util.tally import TIME_BUCKETS, HistogramSnapshot, Tally
 if TYPE_CHECKING:
     from .items import Item
 
-__all__ = ["COUNTS", "TIMES", "ItemCounts"]
+__all__ = ["COUNTS", "TIMES", "ItemCounts", "TimingMirror"]
+
+#: Called with an item's queue, run and latency seconds, on the thread
+#: that ended it; it must be thread-safe and quick.
+TimingMirror = Callable[[float, float, float], None]
 
 #: The grinder's counters.
 COUNTS = ("submitted", "batches", "leases", "completed", "failed", "cancelled")
@@ -49,6 +54,8 @@ class ItemCounts:
         self._bounds = TIME_BUCKETS
         #: The last failed items: function name and error, never arguments.
         self.failures = FailureLog()
+        #: Also given each item's timings (the OpenTelemetry bridge), or ``None``.
+        self.mirror: TimingMirror | None = None
 
     def count(self, what: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``what`` (any thread)."""
@@ -75,6 +82,9 @@ class ItemCounts:
         sums[1] += run
         buckets[2][_bucket_of(bounds, latency)] += 1
         sums[2] += latency
+        mirror = self.mirror
+        if mirror is not None:
+            mirror(queue, run, latency)
 
     def counts(self) -> dict[str, int]:
         """Each counter's total, by name."""

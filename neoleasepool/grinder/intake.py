@@ -236,6 +236,11 @@ class Intake:
     def counts(self) -> dict[str, int]:
         return self._counts.counts()
 
+    @property
+    def counts_and_times(self) -> ItemCounts:
+        """The item counts and timings (:mod:`.counts`)."""
+        return self._counts
+
     def failures(self) -> list[dict[str, Any]]:
         """The last failed items (function name, error type and message)."""
         return self._counts.failures.recent()

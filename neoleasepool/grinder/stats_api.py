@@ -17,6 +17,7 @@ from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError
 from ..types import Stats
 from .batches import Batches
+from .counts import TimingMirror
 from .chunking import ChunkPlanner
 from .intake import Intake
 from .mapping import MapRuns
@@ -91,6 +92,13 @@ class StatsMethods:
         what each measures); empty with ``metrics=False``. Safe from any
         thread, without a hop to the loop."""
         return self._intake.timings()
+
+    def set_timing_mirror(self, mirror: TimingMirror | None) -> None:
+        """Also hand each timed item's ``(queue, run, latency)`` seconds to
+        ``mirror``, on the thread that ended the item (the OpenTelemetry
+        bridge records them in its histograms); ``None`` stops it. Nothing
+        is mirrored with ``metrics=False``."""
+        self._intake.counts_and_times.mirror = mirror
 
     def recent_failures(self) -> list[dict[str, Any]]:
         """The last items that failed, oldest first: when, the function's

@@ -234,6 +234,12 @@ class ExecutorLease:
         """Whether the lease still accepts work."""
         return _redeem(self._ticket)[1].state is LeaseState.LIVE
 
+    @property
+    def carries_context(self) -> bool:
+        """Whether :meth:`run` runs calls in the caller's ``contextvars``
+        context (backends that run calls on this process's threads)."""
+        return _redeem(self._ticket)[0].carries_context
+
     async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` on the leased pool and return its result.
 

@@ -8,6 +8,7 @@ with no hop to the aloop; only ``release()`` makes one.
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -75,7 +76,9 @@ class SupervisedLease:
         """Run ``fn(*args, **kwargs)`` on the leased pool and block for it.
 
         ``timeout`` is reserved for this call (wrap ``fn`` with
-        ``functools.partial`` to pass a keyword named ``timeout``).
+        ``functools.partial`` to pass a keyword named ``timeout``). On
+        threads, the call runs in a copy of the caller's ``contextvars``
+        context, as :meth:`ExecutorLease.run` does.
 
         Raises:
             LeaseExpiredError: If the lease was released or revoked.
@@ -85,6 +88,8 @@ class SupervisedLease:
         """
         refuse_loop_thread(self._owner.aloop, "SupervisedLease.run")
         seconds = check_optional_timeout("timeout", timeout)
+        if self.lease.carries_context:
+            fn, args = contextvars.copy_context().run, (fn, *args)
         try:
             return wait_result(self.lease.executor.submit(fn, *args, **kwargs), seconds)
         except concurrent.futures.CancelledError:
