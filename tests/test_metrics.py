@@ -240,7 +240,7 @@ def test_metrics_text_refuses_an_event_loop_thread(sup: TaskSupervisor) -> None:
     async def scrape() -> str:
         return sup.metrics_text()
 
-    with pytest.raises(WrongLoopError, match="asyncio.to_thread"):
+    with pytest.raises(WrongLoopError, match=r"asyncio\.to_thread"):
         aloop.call(scrape)
 
 
