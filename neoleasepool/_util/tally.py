@@ -156,7 +156,9 @@ class Tally:
         self.counters = tuple(counters)
         self.histograms = tuple(histograms)
         self.bounds = bounds
-        self._local = threading.local()
+        #: Holds each thread's shard as ``shard`` (hot paths may read it
+        #: directly, falling back to :meth:`shard` on ``AttributeError``).
+        self.local = threading.local()
         self._lock = threading.Lock()
         self._live: list[tuple[threading.Thread, TallyShard]] = []
         self._retired = self._new_shard()
@@ -176,12 +178,12 @@ class Tally:
         """The calling thread's shard (made on its first call). Only this
         thread may write it."""
         try:
-            shard: TallyShard = self._local.shard
+            shard: TallyShard = self.local.shard
         except AttributeError:
             shard = self._new_shard()
             with self._lock:
                 self._live.append((threading.current_thread(), shard))
-            self._local.shard = shard
+            self.local.shard = shard
         return shard
 
     def add(self, counter: int, n: int = 1) -> None:

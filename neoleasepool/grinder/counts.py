@@ -20,9 +20,9 @@ timed.
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left as _bucket_of
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
 from .._util.failures import FailureLog, raised_in
@@ -51,6 +51,7 @@ class ItemCounts:
     def __init__(self, timing: bool = True) -> None:
         self.timing = timing
         self._tally = Tally(COUNTS, TIMES if timing else ())
+        self._local = self._tally.local
         self._bounds = TIME_BUCKETS
         #: The last failed items: function name and error, never arguments.
         self.failures = FailureLog()
@@ -64,23 +65,26 @@ class ItemCounts:
     def ended(self, item: Item, how: str, error: BaseException | None = None) -> None:
         """Count ``item``'s end as ``how`` and, if it ran, time it; keep
         its ``error`` in :attr:`failures` (the thread that ended it, before
-        its caller can see the end)."""
-        shard = self._tally.shard()
+        its caller can see the end). Once per item: kept lean."""
+        try:
+            shard = self._local.shard  # Tally.shard(), inlined
+        except AttributeError:
+            shard = self._tally.shard()
         shard.counts[_INDEX[how]] += 1
         if error is not None:  # (its call may be forgotten already)
             self.failures.record(item.name() if item.fn else raised_in(error), error)
         started = item.started_at
-        if not self.timing or not started or how == "cancelled":
+        if not started or not self.timing or how == "cancelled":
             return
-        now = time.monotonic()
-        queue, run = started - item.enqueued_at, now - started
-        latency = queue + run
+        now = _monotonic()
+        submitted = item.enqueued_at
+        queue, run, latency = started - submitted, now - started, now - submitted
         bounds, buckets, sums = self._bounds, shard.buckets, shard.sums
         buckets[0][_bucket_of(bounds, queue)] += 1
-        sums[0] += queue
         buckets[1][_bucket_of(bounds, run)] += 1
-        sums[1] += run
         buckets[2][_bucket_of(bounds, latency)] += 1
+        sums[0] += queue
+        sums[1] += run
         sums[2] += latency
         mirror = self.mirror
         if mirror is not None:

@@ -10,6 +10,7 @@ Served with :data:`CONTENT_TYPE`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 
@@ -38,13 +39,21 @@ def render(families: Iterable[Family]) -> str:
 
 
 def _histogram(name: str, labels: Labels, value: HistogramSnapshot) -> list[str]:
+    inner = _inner(labels)
+    head = f"{name}_bucket{{{inner}," if inner else f"{name}_bucket{{"
     lines = [
-        f"{name}_bucket{_labels((*labels, ('le', number(bound))))} {count}"
-        for bound, count in value.cumulative()
+        f'{head}le="{_bound(bound)}"}} {count}' for bound, count in value.cumulative()
     ]
-    lines.append(f"{name}_sum{_labels(labels)} {number(value.sum)}")
-    lines.append(f"{name}_count{_labels(labels)} {value.count}")
+    suffix = _labels(labels)
+    lines.append(f"{name}_sum{suffix} {number(value.sum)}")
+    lines.append(f"{name}_count{suffix} {value.count}")
     return lines
+
+
+@functools.lru_cache(maxsize=256)
+def _bound(bound: float) -> str:
+    """An ``le`` value (the same few bounds recur in every scrape)."""
+    return number(bound)
 
 
 def number(value: float) -> str:
@@ -59,10 +68,11 @@ def number(value: float) -> str:
 
 
 def _labels(labels: Labels) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{name}="{_escape_value(value)}"' for name, value in labels)
-    return "{" + inner + "}"
+    return "{" + _inner(labels) + "}" if labels else ""
+
+
+def _inner(labels: Labels) -> str:
+    return ",".join(f'{name}="{_escape_value(value)}"' for name, value in labels)
 
 
 def _escape_value(value: str) -> str:
