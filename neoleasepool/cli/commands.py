@@ -39,6 +39,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port must be an integer, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be from 0 to 65535, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m neoleasepool``."""
     parser = argparse.ArgumentParser(
@@ -59,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--plain", action="store_true", help="print plain status lines even on a terminal"
+    )
+    demo.add_argument(
+        "--serve", action="store_true",
+        help="serve the live status page on 127.0.0.1 (its URL is printed first) and, "
+        "after the demo's work, keep serving until Ctrl-C",
+    )
+    demo.add_argument(
+        "--port", type=_port, default=0, metavar="N",
+        help="the status page's port, with --serve (default: 0, a free port)",
     )
     bench = commands.add_parser(
         "bench",
@@ -81,12 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run_demo
 
+        if args.port and not args.serve:
+            parser.error("demo: --port needs --serve")
         live = sys.stdout.isatty() and not args.plain and os.environ.get("TERM") != "dumb"
-        return run_demo(args.seconds, sys.stdout, live=live)
+        return run_demo(args.seconds, sys.stdout, live=live, serve=args.serve, port=args.port)
     if args.command == "bench":
         return _bench(args.json, args.only)
     print(info_text())

@@ -19,8 +19,11 @@ synchronous program (no ``async def`` in its main thread) serves it with
 The main thread samples ``stats()`` a few times a second and hands
 :class:`~neoleasepool._render.Snapshot` objects to the screen.  The run ends
 on its own; then everything is stopped, every thread joined, and the
-summary says what happened.  The work functions live at module level so
-that process workers (started with forkserver) can import them.
+summary says what happened.  With ``serve`` the supervisor also serves its
+status page (``task_supervisor.serve_status()``, URL printed first) and,
+once the work is done, keeps serving until Ctrl-C stops it.  The work
+functions live at module level so that process workers (started with
+forkserver) can import them.
 """
 
 from __future__ import annotations
@@ -148,14 +151,19 @@ class Fleet:
 class Demo:
     """One run of the demo; :meth:`run` returns the process exit code."""
 
-    def __init__(self, seconds: float, out: TextIO, *, live: bool) -> None:
+    def __init__(
+        self, seconds: float, out: TextIO, *, live: bool, serve: bool = False, port: int = 0
+    ) -> None:
         self.seconds = seconds
         self.out = out
+        self.serve = serve
+        self.port = port
         self.screen = Screen(out, live=live, plain_every=max(1.0, seconds / 10))
         self.rng = random.Random(8)
         self.fleet = Fleet(self.rng)
         self.stop = threading.Event()
         self.started = 0.0
+        self.work_done: float | None = None  # (the summary leaves serving time out)
         self.notes: list[str] = []
         self.analyses = 0
         self.revoked_jobs = 0
@@ -298,6 +306,7 @@ class Demo:
         task_supervisor.start()
         interrupted = False
         try:
+            url = self._serve_status() if self.serve else None
             # surplus_idle_seconds: pools above the target wait a little before
             # going, so bursts reuse them instead of rebuilding (processes!).
             common: dict[str, Any] = {"min_pools": 1, "size_provider": self.fleet.count,
@@ -337,6 +346,9 @@ class Demo:
             async_feed.result(timeout=30)
             final = self._sample(managers, grinder)
             self.screen.show(final, final=True)
+            self.work_done = time.monotonic()
+            if url is not None and not interrupted:
+                self._keep_serving(url)
         finally:
             self.stop.set()
             for thread in self.threads:
@@ -345,6 +357,29 @@ class Demo:
             self.screen.close()
         self._print_summary(final, io, cpu, grinder)
         return 130 if interrupted else 0
+
+    def _serve_status(self) -> str:
+        try:
+            url = task_supervisor.serve_status(port=self.port)
+        except OSError as exc:  # the port is taken, say
+            raise SystemExit(
+                f"python -m neoleasepool demo: cannot serve the status page on port "
+                f"{self.port}: {exc.strerror or exc}"
+            ) from None
+        self._say(f"status page: {url}")
+        return url
+
+    def _keep_serving(self, url: str) -> None:
+        """Serve the status page until Ctrl-C, which stops the supervisor."""
+        self._say(f"work done; the status page is still served at {url}: press Ctrl-C to stop")
+        try:
+            task_supervisor.block()  # Ctrl-C in there stops the supervisor
+        except KeyboardInterrupt:  # (pressed just before the wait began)
+            pass
+
+    def _say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
 
     def _print_summary(
         self,
@@ -355,7 +390,7 @@ class Demo:
     ) -> None:
         m = {"io": io.stats(), "cpu": cpu.stats()}
         g = grinder.stats()
-        elapsed = time.monotonic() - self.started
+        elapsed = (self.work_done or time.monotonic()) - self.started
         ended = g["items_completed"] + g["items_failed"]
         balanced = g["items_submitted"] == ended + g["items_cancelled"] and g["pending"] == 0
         left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
@@ -401,6 +436,17 @@ class Demo:
         self.out.flush()
 
 
-def run_demo(seconds: float, out: TextIO, *, live: bool) -> int:
-    """Run the demo for about ``seconds``; return the exit code."""
-    return Demo(seconds, out, live=live).run()
+def run_demo(
+    seconds: float, out: TextIO, *, live: bool, serve: bool = False, port: int = 0
+) -> int:
+    """Run the demo for about ``seconds``; return the exit code.
+
+    Args:
+        seconds: How long the work runs.
+        out: Where the view and the summary go.
+        live: Redraw the view in place (a terminal).
+        serve: Serve the status page on ``port`` (``0``: a free one), and
+            after the work keep serving until Ctrl-C.
+        port: The status page's port.
+    """
+    return Demo(seconds, out, live=live, serve=serve, port=port).run()
