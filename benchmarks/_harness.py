@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import json
 import statistics
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -60,6 +61,26 @@ def alternating_medians(
         for index, side in enumerate(sides):
             times[index].append(side())
     return [statistics.median(t) for t in times]
+
+
+def from_threads(call: Callable[[], Any], threads: int, calls_per_thread: int) -> float:
+    """Seconds for ``threads`` plain threads, released together, to make
+    ``calls_per_thread`` calls of ``call`` each."""
+    ready = threading.Barrier(threads + 1)
+
+    def caller() -> None:
+        ready.wait()
+        for _ in range(calls_per_thread):
+            call()
+
+    workers = [threading.Thread(target=caller, name=f"bench-caller-{n}") for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    ready.wait()
+    start = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - start
 
 
 def balanced_medians(

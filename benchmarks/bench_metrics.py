@@ -38,7 +38,14 @@ from neoleasepool import (
     WorkGrinder,
 )
 
-from ._harness import Reporter, Row, balanced_medians, balanced_medians_async, manager_kwargs
+from ._harness import (
+    Reporter,
+    Row,
+    balanced_medians,
+    balanced_medians_async,
+    from_threads,
+    manager_kwargs,
+)
 from ._work import noop
 
 REPEAT = 10
@@ -82,26 +89,6 @@ async def _async_row(reporter: Reporter) -> None:
     )
 
 
-def _from_threads(call: Any) -> float:
-    import threading
-
-    ready = threading.Barrier(THREADS + 1)
-
-    def caller() -> None:
-        ready.wait()
-        for _ in range(CALLS_PER_THREAD):
-            call()
-
-    threads = [threading.Thread(target=caller) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start
-
-
 def _sync_row(reporter: Reporter, supervisor: TaskSupervisor) -> None:
     grinders = []
     for metrics in (True, False):
@@ -114,8 +101,8 @@ def _sync_row(reporter: Reporter, supervisor: TaskSupervisor) -> None:
         ))
     on, off = grinders
     medians = balanced_medians(
-        [lambda: _from_threads(lambda: on.submit(noop)),
-         lambda: _from_threads(lambda: off.submit(noop))],
+        [lambda: from_threads(lambda: on.submit(noop), THREADS, CALLS_PER_THREAD),
+         lambda: from_threads(lambda: off.submit(noop), THREADS, CALLS_PER_THREAD)],
         repeat=REPEAT, warmup=1,
     )
     calls = THREADS * CALLS_PER_THREAD

@@ -51,6 +51,7 @@ from ._harness import (
     Reporter,
     Row,
     alternating_medians,
+    from_threads,
     grinder_kwargs,
     have,
     manager_kwargs,
@@ -80,21 +81,7 @@ def _alternating_medians(sides: list[Callable[[], float]]) -> list[float]:
 
 def _from_threads(call: Callable[[], Any]) -> float:
     """Seconds for ``THREADS`` threads to make ``CALLS_PER_THREAD`` calls each."""
-    ready = threading.Barrier(THREADS + 1)
-
-    def caller() -> None:
-        ready.wait()
-        for _ in range(CALLS_PER_THREAD):
-            call()
-
-    threads = [threading.Thread(target=caller, name=f"bench-caller-{n}") for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    start = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - start
+    return from_threads(call, THREADS, CALLS_PER_THREAD)
 
 
 def _timed(fn: Callable[[], Any]) -> Callable[[], float]:
