@@ -23,7 +23,10 @@ $(VENV)/.installed: setup.cfg setup.py
 demo: $(VENV)/.installed
 	$(PY) -m neoleasepool demo $(DEMO_ARGS)
 
+# tools/need_chromium.sh installs headless Chromium for the status page's
+# browser test where it can (apt, as root or with sudo); it never fails.
 test: $(VENV)/.installed
+	@sh tools/need_chromium.sh
 	$(PY) -m pytest -m "not soak" $(PYTEST_ARGS)
 
 soak: $(VENV)/.installed

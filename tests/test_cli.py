@@ -176,3 +176,78 @@ def test_plain_line_has_no_escapes_and_the_key_figures() -> None:
 def test_progress_bar_is_clamped_to_its_width() -> None:
     assert progress_bar(1.7, 4, unicode=False) == "####"
     assert progress_bar(-1.0, 4, unicode=False) == "...."
+
+
+def test_demo_serve_prints_the_url_serves_and_stops_on_ctrl_c() -> None:
+    import http.client
+    import json
+    import queue
+    import signal
+    import socket
+    import threading
+    import urllib.parse
+
+    process = subprocess.Popen(
+        [*DEMO, "--serve"], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    reader = threading.Thread(target=pump, name="demo-stdout")
+    reader.start()
+    deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+    seen: list[str] = []
+
+    def next_line() -> str:
+        line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        assert line is not None, "".join(seen)
+        seen.append(line)
+        return line
+
+    def get(port: int, path: str) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    try:
+        first = next_line()  # the URL comes first
+        match = re.fullmatch(r"status page: (http://127\.0\.0\.1:(\d+)/)\n", first)
+        assert match, first
+        port = int(match.group(2))
+        assert urllib.parse.urlsplit(match.group(1)).port == port
+        status, body = get(port, "/status.json")
+        assert status == 200
+        shown = json.loads(body)
+        assert {m["name"] for m in shown["managers"]} == {"io", "cpu"}
+        assert [g["name"] for g in shown["grinders"]] == ["readings"]
+        while "press Ctrl-C" not in next_line():
+            pass
+        # The work is done and the page is still served, until Ctrl-C.
+        assert get(port, "/healthz") == (200, b"ok\n")
+        process.send_signal(signal.SIGINT)
+        returncode = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        reader.join()
+        assert process.stderr is not None and process.stdout is not None
+        stderr = process.stderr.read()
+        process.stderr.close()
+        process.stdout.close()
+    output = "".join(seen) + "".join(iter(lines.get_nowait, None))
+    assert returncode == 0, output + stderr
+    _assert_clean_summary(output)
+    assert "Traceback" not in stderr, stderr
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -306,7 +306,6 @@ class Demo:
         task_supervisor.start()
         interrupted = False
         try:
-            url = self._serve_status() if self.serve else None
             # surplus_idle_seconds: pools above the target wait a little before
             # going, so bursts reuse them instead of rebuilding (processes!).
             common: dict[str, Any] = {"min_pools": 1, "size_provider": self.fleet.count,
@@ -325,6 +324,7 @@ class Demo:
                 "readings", io, batch_size_threshold=64, max_wait_seconds=0.05, lease_seconds=5,
             )
             scanner = background_worker(interval=0.25, name="fleet-scanner")(self._scanner)
+            url = self._serve_status() if self.serve else None  # before the first frame
             self.started = time.monotonic()
             scanner.start(managers=[io, cpu])
             feed_loop = task_supervisor.create_aloop("feed")

@@ -17,8 +17,8 @@ from .._util.validation import check_optional_timeout
 from ..exceptions import LeasePoolNotStartedError
 from ..types import Stats
 from .batches import Batches
-from .counts import TimingMirror
 from .chunking import ChunkPlanner
+from .counts import TimingMirror
 from .intake import Intake
 from .mapping import MapRuns
 from .options import GrinderOptions

@@ -3,7 +3,8 @@
 Routes: ``/`` (the page, :mod:`.page`), ``/status.json`` (:mod:`.status`),
 ``/metrics`` (Prometheus text) and ``/healthz``; ``GET`` and ``HEAD`` only,
 one request per connection (``Connection: close``). Standard library
-streams (``asyncio.start_server``), no framework.
+streams (``asyncio.start_server``), no framework; parsing and the checks
+on what clients send are in :mod:`.http`.
 
 Threads, and who writes what:
 
@@ -30,52 +31,53 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hmac
-import http
-import ipaddress
 import json
 import logging
-import re
 import threading
-import urllib.parse
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..exceptions import LeasePoolNotStartedError
 from ..loops.aloop import ALoop
 from ..supervision.core import SupervisorCore
 from .families import families
 from .history import Sampler
+from .http import (
+    MAX_HEAD_BYTES,
+    HttpError,
+    Request,
+    Response,
+    check_token,
+    close_writer,
+    head_end,
+    is_loopback,
+    linger,
+    parse_head,
+    split_host,
+    text_response,
+)
 from .page import PAGE, SCRIPT_SHA256
 from .prometheus import CONTENT_TYPE, render
 from .reading import Reading
 from .status import build_status
 
-__all__ = ["MAX_CONNECTIONS", "MAX_HEAD_BYTES", "MIN_TOKEN_CHARS", "StatusServer"]
+__all__ = ["HEAD_TIMEOUT_SECONDS", "MAX_CONNECTIONS", "MAX_HEAD_BYTES", "StatusServer"]
 
 logger = logging.getLogger("neoleasepool.observe")
 
-#: The longest request head (request line and headers) accepted, in bytes.
-MAX_HEAD_BYTES = 8192
-#: Most header lines in a request.
-MAX_HEADER_LINES = 100
 #: Seconds a client has to send its whole request head.
 HEAD_TIMEOUT_SECONDS = 5.0
 #: Seconds a client has to take its answer.
 WRITE_TIMEOUT_SECONDS = 10.0
 #: Connections served at once; more are answered 503.
 MAX_CONNECTIONS = 64
-#: The shortest token accepted.
-MIN_TOKEN_CHARS = 16
 #: How old a reading may be to answer a request (readings are shared).
 READING_MAX_AGE_SECONDS = 0.25
 #: Longest wait for the loop to bind or to close the server.
 LOOP_TIMEOUT_SECONDS = 15.0
 
-_TCHAR = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_TOKEN_TEXT = re.compile(r"^[\x21-\x7e]+$")
 _PAGE_POLICY = (
     f"default-src 'none'; script-src '{SCRIPT_SHA256}'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
@@ -90,128 +92,6 @@ class ReadingSource(Protocol):
 
     def reading(self) -> Reading:
         """Read the supervisor now (a plain thread)."""
-
-
-class HttpError(Exception):
-    """A request answered with an error status (never with a traceback)."""
-
-    def __init__(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()):
-        super().__init__(message)
-        self.status = status
-        self.headers = headers
-
-
-@dataclass(frozen=True)
-class Request:
-    """A parsed request head (header names lowercased)."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Response:
-    """An answer, written with ``Connection: close``."""
-
-    status: int
-    body: bytes
-    content_type: str = "text/plain; charset=utf-8"
-    headers: tuple[tuple[str, str], ...] = ()
-
-    def encode(self, head_only: bool) -> bytes:
-        """The bytes on the wire (no body for ``HEAD``)."""
-        lines = [
-            f"HTTP/1.1 {self.status} {http.HTTPStatus(self.status).phrase}",
-            f"Content-Type: {self.content_type}",
-            f"Content-Length: {len(self.body)}",
-            "Connection: close",
-            "Cache-Control: no-store",
-            "X-Content-Type-Options: nosniff",
-            "X-Frame-Options: DENY",
-            "Referrer-Policy: no-referrer",
-            *(f"{name}: {value}" for name, value in self.headers),
-        ]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head if head_only else head + self.body
-
-
-def _text(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
-    return Response(status, (message + "\n").encode(), headers=headers)
-
-
-def head_end(data: bytes | bytearray) -> int:
-    """Where the request head in ``data`` ends (before its blank line), or -1."""
-    ends = [i for i in (data.find(b"\r\n\r\n"), data.find(b"\n\n")) if i >= 0]
-    return min(ends) if ends else -1
-
-
-def parse_head(head: bytes) -> Request:
-    """Parse a request head (without its blank line).
-
-    Raises:
-        HttpError: 400 if it is malformed, 431 if it has too many headers.
-    """
-    text = head.decode("latin-1").replace("\r\n", "\n")
-    lines = text.split("\n")
-    if len(lines) > MAX_HEADER_LINES + 1:
-        raise HttpError(431, "too many header lines")
-    if any(_CONTROL.search(line) for line in lines):
-        raise HttpError(400, "control characters in the request head")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not _TCHAR.match(parts[0]) or not parts[1].startswith("/"):
-        raise HttpError(400, "malformed request line")
-    method, target, version = parts
-    if version not in ("HTTP/1.0", "HTTP/1.1"):
-        raise HttpError(400, "unsupported HTTP version")
-    if not target.isascii():
-        raise HttpError(400, "malformed request target")
-    url = urllib.parse.urlsplit(target)
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or not _TCHAR.match(name):
-            raise HttpError(400, "malformed header line")
-        name = name.lower()
-        if name in headers and name in ("host", "authorization"):
-            raise HttpError(400, f"more than one {name} header")
-        headers[name] = value.strip(" \t")
-    query = urllib.parse.parse_qs(url.query, keep_blank_values=True, max_num_fields=64)
-    return Request(method, url.path, query, headers)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names the loopback (``localhost`` or a loopback IP)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_token(host: str, token: object) -> str | None:
-    """Check ``serve_status``'s ``host`` and ``token``; the token.
-
-    Raises:
-        ValueError: If a token is needed (not loopback) and missing, or is
-            shorter than :data:`MIN_TOKEN_CHARS` or not printable ASCII.
-    """
-    if token is None:
-        if not is_loopback(host):
-            raise ValueError(
-                f"serving the status page on {host!r} (not the loopback) needs a token: "
-                f"serve_status(host={host!r}, token=...) with a secret of at least "
-                f"{MIN_TOKEN_CHARS} characters, e.g. secrets.token_urlsafe(24)"
-            )
-        return None
-    if not isinstance(token, str) or len(token) < MIN_TOKEN_CHARS or not _TOKEN_TEXT.match(token):
-        raise ValueError(
-            f"token must be a string of at least {MIN_TOKEN_CHARS} printable ASCII "
-            f"characters without spaces, e.g. secrets.token_urlsafe(24)"
-        )
-    return token
 
 
 class StatusServer:
@@ -251,12 +131,12 @@ class StatusServer:
         self._lock = threading.Lock()
         self._closed = False
         self._started = False
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"supervisor_{observer.supervisor.id}_status"
         )  # (its thread starts with the first reading)
         self.sampler = Sampler(observer.reading, self._executor)
-        self._clients: set[asyncio.Task[Any]] = set()
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._closing = False
 
     def __repr__(self) -> str:
@@ -312,7 +192,7 @@ class StatusServer:
 
     async def _bind(self) -> str:
         server = await asyncio.start_server(
-            self._serve_client, self.host, self.port,
+            self._connected, self.host, self.port,
             limit=2 * MAX_HEAD_BYTES, reuse_address=True,
         )
         self._server = server
@@ -323,37 +203,56 @@ class StatusServer:
 
     async def _shutdown(self) -> None:
         self._closing = True
-        if self._server is not None:
-            self._server.close()
-        for _ in range(3):  # let accepted connections start, so they are cancelled too
-            await asyncio.sleep(0)
-        tasks = list(self._clients)
-        for task in tasks:
+        server = self._server
+        if server is not None:
+            # Stop accepting first, and close the sockets only once the
+            # connections just accepted are set up (two loop turns): on
+            # CPython 3.11 a connection whose transport is made after
+            # Server.close() is dropped without its socket being closed.
+            loop = asyncio.get_running_loop()
+            for sock in server.sockets:
+                with contextlib.suppress(NotImplementedError):
+                    loop.remove_reader(sock.fileno())
+            for _ in range(3):
+                await asyncio.sleep(0)
+            server.close()
+        clients = dict(self._clients)
+        for task in clients:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*clients, return_exceptions=True)
+        for writer in clients.values():
+            writer.transport.abort()  # (a task cancelled before it ran closed nothing)
         await self.sampler.stop()
         if self._server is not None:
             await self._server.wait_closed()
 
     # ------------------------------------------------------------ requests
 
+    def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Called by the stream protocol's connection_made, so each connection
+        # is registered (and can be ended by close) from its first moment.
+        refuse = self._closing or len(self._clients) >= self.max_connections
+        task = asyncio.get_running_loop().create_task(self._serve_client(reader, writer, refuse))
+        self._clients[task] = writer
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._clients.pop(task, None)
+
     async def _serve_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, refuse: bool
     ) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._clients.add(task)
         try:
-            if self._closing or len(self._clients) > self.max_connections:
+            if refuse or self._closing:
                 self.counts["refused"] += 1
-                await self._send(writer, _text(503, "too many connections"), False)
+                why = "the server is stopping" if self._closing else "too many connections"
+                await self._send(writer, text_response(503, why), False)
                 return
             await self._exchange(reader, writer)
         except (ConnectionError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError):
             pass  # the client went away or would not take the answer
         finally:
-            self._clients.discard(task)
-            await _close(writer)
+            await close_writer(writer)
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head_only = False
@@ -368,12 +267,16 @@ class StatusServer:
             head_only = request.method == "HEAD"
             response = await self._answer(request)
         except HttpError as error:
-            response = _text(error.status, str(error), error.headers)
+            response = text_response(error.status, str(error), error.headers)
+        except OSError:  # the client reset the connection: nobody to answer
+            raise
         except Exception:
             logger.exception("status page: answering a request failed")
-            response = _text(500, "internal error (logged by the server)")
+            response = text_response(500, "internal error (logged by the server)")
         self.counts[str(response.status)] += 1
         await self._send(writer, response, head_only)
+        if response.status >= 400:
+            await linger(reader, writer)
 
     async def _read_head(self, reader: asyncio.StreamReader) -> bytes | None:
         data = bytearray()
@@ -418,8 +321,8 @@ class StatusServer:
             return Response(200, text.encode(), CONTENT_TYPE)
         if path == "/healthz":
             if self.observer.supervisor.active:
-                return _text(200, "ok")
-            return _text(503, "stopping")
+                return text_response(200, "ok")
+            return text_response(503, "stopping")
         raise HttpError(404, "not found: try /, /status.json, /metrics or /healthz")
 
     def _check_host(self, request: Request) -> None:
@@ -428,7 +331,7 @@ class StatusServer:
         value = request.headers.get("host")
         if value is None:
             raise HttpError(400, "a Host header is required")
-        name, port = _split_host(value.lower())
+        name, port = split_host(value.lower())
         allowed = {"localhost", self.host.lower(), f"[{self.host.lower()}]"}
         if name not in allowed or (port is not None and port != str(self.port)):
             raise HttpError(421, "this server answers only to the loopback address it is bound to")
@@ -449,24 +352,3 @@ class StatusServer:
 
 def _metrics_text(reading: Reading) -> str:
     return render(families(reading))
-
-
-def _split_host(value: str) -> tuple[str, str | None]:
-    """``host[:port]`` (``[v6]:port`` too) as ``(host, port or None)``."""
-    if value.startswith("["):
-        name, _, rest = value.partition("]")
-        return name + "]", rest[1:] if rest.startswith(":") else None
-    name, sep, port = value.rpartition(":")
-    return (name, port) if sep else (value, None)
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    """Close a connection; abort it if it does not close in a second."""
-    writer.close()
-    try:
-        await asyncio.wait_for(writer.wait_closed(), 1.0)
-    except (asyncio.TimeoutError, OSError):
-        writer.transport.abort()
-    except asyncio.CancelledError:
-        writer.transport.abort()
-        raise

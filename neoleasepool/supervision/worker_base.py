@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._util.failures import FailureLog
+from .._util.failures import FailureLog, raised_in
 from ..backends.process import is_process_pool
 from ..types import Stats, WaitArg
 from .core import SupervisorCore
@@ -324,7 +324,7 @@ class BackgroundWorker:
             self.errors += 1
         error = sys.exc_info()[1]
         if error is not None:
-            self.failures.record(self.name, error)
+            self.failures.record(raised_in(error), error)
         if self.on_error is None:
             logger.exception("worker target failed, stopping name=%s", self.name)
             return False
