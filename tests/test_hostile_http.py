@@ -82,6 +82,10 @@ def connect(served: Served) -> socket.socket:
         b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: a\x01b\r\n\r\n",
         b"\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n",  # then EOF: incomplete
+        # Targets the URL parser refuses, before any token is looked at.
+        b"GET //[::1/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        b"GET /?" + b"&".join(b"k%d=v" % i for i in range(100))
+        + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     ],
 )
 def test_a_malformed_request_gets_400_without_a_traceback(served: Served, head: bytes) -> None:

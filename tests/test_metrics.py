@@ -3,6 +3,8 @@ prometheus_client's own parser against the parts' ``stats()``."""
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import contextvars
 import json
 import math
@@ -24,8 +26,10 @@ from neoleasepool import (
 )
 from neoleasepool._util.tally import HistogramSnapshot, Tally
 from neoleasepool.observe.families import CATALOG, PREFIX
+from neoleasepool.observe.families import families as families_of
 from neoleasepool.observe.model import Family
 from neoleasepool.observe.prometheus import render
+from neoleasepool.observe.reading import HOP_TIMEOUT_SECONDS, read
 
 from .support import started_supervisor, wait_until
 
@@ -82,7 +86,9 @@ def test_shards_of_threads_that_ended_are_folded_in_without_loss() -> None:
         t.start()
         t.join()
     assert tally.counts() == {"n": 60}
-    assert "shards=0" in repr(tally)  # folded, not kept: no growth with thread churn
+    # Folded, not kept (no growth with thread churn), once each thread's
+    # state is torn down.
+    wait_until(lambda: tally.counts() == {"n": 60} and "shards=0" in repr(tally))
     tally.add(0)
     assert tally.counts() == {"n": 61}
 
@@ -250,17 +256,119 @@ def test_metrics_text_of_a_stopped_supervisor_says_so() -> None:
     assert value(families, "neoleasepool_supervisor_active", supervisor="mx-idle") == 0
 
 
-def test_an_aloop_that_is_blocked_shows_lag(sup: TaskSupervisor) -> None:
+@contextlib.contextmanager
+def blocked(aloop: Any) -> Iterator[threading.Event]:
+    """Block ``aloop``'s thread (a callback that waits) until the block
+    ends; yields the event that says the loop is blocked."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        inside.set()
+        release.wait(30)
+
+    aloop.call_soon(hold)
+    assert inside.wait(10)
+    try:
+        yield inside
+    finally:
+        release.set()
+
+
+def test_an_aloop_blocked_right_now_shows_its_lag(sup: TaskSupervisor) -> None:
     aloop = sup.create_aloop("laggy")
-    # Block the loop for longer than the probe interval (0.5 s), so a probe
-    # falls due during the block and fires late.
-    aloop.call_sync(time.sleep, 0.6)
-    for _ in range(2):  # the second round trip runs after the late probe
-        aloop.call_sync(lambda: None)
-    stats = aloop.stats()
-    assert stats["lag_max_seconds"] is not None and stats["lag_max_seconds"] >= 0.09
-    families = parse(sup.metrics_text())
-    assert value(families, "neoleasepool_aloop_lag_max_seconds", aloop="laggy") >= 0.09
+    with blocked(aloop):
+        # The probe due 0.5 s after the last one cannot fire: its lag grows.
+        wait_until(lambda: (aloop.stats()["lag_seconds"] or 0) >= 0.3, timeout=20)
+        families = parse(sup.metrics_text())
+        assert value(families, "neoleasepool_aloop_lag_seconds", aloop="laggy") >= 0.3
+    aloop.call_sync(lambda: None)  # the late probe fired after the block
+    assert aloop.stats()["lag_max_seconds"] >= 0.3
+
+
+def test_a_grinder_whose_loop_does_not_answer_stays_in_the_scrape(
+    sup: TaskSupervisor,
+) -> None:
+    manager = sup.create_lease_manager("cpu", max_pools=1)
+    grinder = sup.create_work_grinder("g", manager, max_wait_seconds=0.01)
+    assert [grinder.submit(abs, -i) for i in range(7)][-1] == 6
+    with blocked(manager.aloop):
+        started = time.monotonic()
+        reading = read(sup)
+        assert time.monotonic() - started < HOP_TIMEOUT_SECONDS + 5
+    (stale,) = reading.grinders
+    assert stale.stats["state"] == "unresponsive"
+    assert stale.stats["items_completed"] == 7
+    families = {f.name: f for f in families_of(reading)}
+    samples = dict(families["neoleasepool_grinder_items_total"].samples)
+    assert samples[(("grinder", "g"), ("manager", "cpu"), ("outcome", "ok"))] == 7
+    assert families["neoleasepool_grinder_queue_depth"].samples == []  # no gauge: not known
+    assert grinder.stats()["state"] == "running"  # answers again once unblocked
+
+
+def test_an_error_that_cannot_be_printed_still_ends_its_item(sup: TaskSupervisor) -> None:
+    manager = sup.create_lease_manager("cpu", max_pools=1)
+    grinder = sup.create_work_grinder("g", manager, max_wait_seconds=0.01)
+    futures = [grinder.enqueue(_unprintable) for _ in range(3)]
+    futures.append(grinder.enqueue(abs, -5))
+    for future in futures[:3]:
+        with pytest.raises(Unprintable):
+            future.result(30)
+    assert futures[3].result(30) == 5
+    assert grinder.stats()["state"] == "running"
+    assert grinder.submit(abs, -1) == 1
+    assert {f["message"] for f in grinder.recent_failures()} == {
+        "<the error's message could not be read>"
+    }
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def _unprintable() -> None:
+    raise Unprintable()
+
+
+def test_counts_of_short_lived_threads_are_exact_while_read(sup: TaskSupervisor) -> None:
+    tally = Tally(("n",))
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            tally.counts()
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for _ in range(100):
+            writers = [threading.Thread(target=tally.add, args=(0, 3)) for _ in range(4)]
+            for t in writers:
+                t.start()
+            for t in writers:
+                t.join()
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert tally.counts() == {"n": 1200}
+
+
+def test_shards_of_threads_not_made_by_threading_are_folded_too() -> None:
+    tally = Tally(("n",))
+    done = threading.Semaphore(0)
+
+    def write() -> None:
+        tally.add(0, 2)
+        done.release()
+
+    for _ in range(30):
+        _thread.start_new_thread(write, ())
+    for _ in range(30):
+        assert done.acquire(timeout=10)
+
+    wait_until(lambda: tally.counts() == {"n": 60} and "shards=0" in repr(tally))
 
 
 def test_failure_rings_are_bounded(sup: TaskSupervisor) -> None:

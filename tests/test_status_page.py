@@ -198,6 +198,42 @@ def test_serve_status_twice_returns_the_same_url(served: Served) -> None:
     assert get(served.url, "/healthz").status == 200
 
 
+def test_serving_again_elsewhere_is_refused_with_the_url_it_serves(served: Served) -> None:
+    port = port_of(served.url)
+    assert served.supervisor.serve_status(port=port) == served.url
+    with pytest.raises(ValueError, match="already serves at"):
+        served.supervisor.serve_status(port=port + 1 if port < 65535 else port - 1)
+    with pytest.raises(ValueError, match="already serves at"):
+        served.supervisor.serve_status(token="t" * 20)
+
+
+def test_a_stop_that_races_serve_status_leaves_no_server_behind() -> None:
+    # The stop comes in while the server is being started (the observer
+    # then closes it itself), or just after (the stop closes it).
+    for round_ in range(5):
+        supervisor = TaskSupervisor(id=f"race{round_}")
+        supervisor.start()
+        stopper = threading.Thread(target=supervisor.stop)
+        try:
+            stopper.start()
+            url = supervisor.serve_status()
+        except LeasePoolNotStartedError:
+            url = None
+        finally:
+            stopper.join(30)
+        assert not supervisor.active
+        if url is not None:  # it started before the stop: the stop closed it
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port_of(url)), timeout=5).close()
+        # A new run serves again, on a new server.
+        supervisor.start()
+        try:
+            again = supervisor.serve_status()
+            assert get(again, "/healthz").status == 200
+        finally:
+            supervisor.stop()
+
+
 def test_page_is_one_self_contained_document_allowed_only_its_own_script(
     served: Served,
 ) -> None:

@@ -31,6 +31,14 @@ def cut(text: str, limit: int = MESSAGE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _text_of(error: BaseException) -> str:
+    """``str(error)``, or a placeholder if the error cannot be printed."""
+    try:
+        return str(error)
+    except Exception:  # a user's __str__ that raises
+        return "<the error's message could not be read>"
+
+
 def raised_in(error: BaseException) -> str:
     """The name of the function ``error`` was raised in (its traceback's
     innermost frame), or ``"unknown"`` without a traceback."""
@@ -54,12 +62,13 @@ class FailureLog:
         return len(self._entries)
 
     def record(self, where: str, error: BaseException) -> None:
-        """Keep ``error``, raised by ``where`` (a function's name)."""
+        """Keep ``error``, raised by ``where`` (a function's name). Never
+        raises: it runs on paths that must go on (an item's end)."""
         self._entries.append({
             "time": time.time(),
             "where": cut(where, 80),
             "error": type(error).__name__,
-            "message": cut(str(error)),
+            "message": cut(_text_of(error)),
         })
         self.recorded += 1
 

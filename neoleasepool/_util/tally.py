@@ -12,10 +12,16 @@ a :class:`Tally` keeps one *shard* per thread instead:
   lock, which only readers and a thread's first write take. A reader may
   see a shard mid-update (a bucket counted, its sum not yet): a figure is
   at most one observation behind, never wrong for longer.
-* **Threads that end.** A reader folds the shard of a thread that has ended
-  into ``retired`` and drops it, so pools that replace their threads do
-  not make the tally grow. A thread that has ended writes nothing more, so
-  folding it loses nothing.
+* **Threads that end.** A reader folds the shard of a thread that has
+  ended into ``retired`` and drops it, so pools that replace their threads
+  do not make the tally grow. "Ended" is not ``Thread.is_alive()`` (the
+  main thread is marked stopped before ``atexit`` handlers run, which may
+  still count; a thread not started by :mod:`threading` always looks
+  alive): each shard comes with a token kept only in its thread's
+  ``threading.local``, and the reader holds a weak reference to it. The
+  token dies when the thread's state is torn down, after the thread's
+  last write, so folding then loses nothing. Each shard is looked at once
+  per read, and either kept or folded, never both.
 
 A write made before something that synchronises threads (setting a
 future's result, a lock) is seen by a reader after it: a caller that holds
@@ -31,6 +37,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +51,12 @@ TIME_BUCKETS: tuple[float, ...] = (
 )
 
 _bucket_of = bisect.bisect_left  # the first bound >= value ("le" is inclusive)
+
+
+class _Alive:
+    """Lives exactly as long as its thread's ``threading.local`` data."""
+
+    __slots__ = ("__weakref__",)
 
 
 class TallyShard:
@@ -160,7 +173,7 @@ class Tally:
         #: directly, falling back to :meth:`shard` on ``AttributeError``).
         self.local = threading.local()
         self._lock = threading.Lock()
-        self._live: list[tuple[threading.Thread, TallyShard]] = []
+        self._live: list[tuple[weakref.ref[_Alive], TallyShard]] = []
         self._retired = self._new_shard()
 
     def __repr__(self) -> str:
@@ -181,8 +194,10 @@ class Tally:
             shard: TallyShard = self.local.shard
         except AttributeError:
             shard = self._new_shard()
+            alive = _Alive()
             with self._lock:
-                self._live.append((threading.current_thread(), shard))
+                self._live.append((weakref.ref(alive), shard))
+            self.local.alive = alive  # dies with the thread's local data
             self.local.shard = shard
         return shard
 
@@ -202,14 +217,15 @@ class Tally:
         """Every shard added up (a fresh shard; the tally is unchanged)."""
         total = self._new_shard()
         with self._lock:
-            ended = [pair for pair in self._live if not pair[0].is_alive()]
-            if ended:
-                for _, shard in ended:
+            kept: list[tuple[weakref.ref[_Alive], TallyShard]] = []
+            for alive, shard in self._live:  # one look at each shard
+                if alive() is None:  # its thread is gone: fold it in
                     shard.add_into(self._retired)
-                self._live = [pair for pair in self._live if pair[0].is_alive()]
+                else:
+                    kept.append((alive, shard))
+                    shard.add_into(total)
+            self._live = kept
             self._retired.add_into(total)
-            for _, shard in self._live:
-                shard.add_into(total)
         return total
 
     def counts(self) -> dict[str, int]:

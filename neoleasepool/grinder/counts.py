@@ -14,12 +14,14 @@ ran also records three durations, in seconds:
   items before it in its chunk and the executor's own queue;
 * ``latency``: the two together, submission to end, as its caller sees it.
 
-Cancelled items, and items that never left the queue, are counted but not
-timed.
+Cancelled items, items that never left the queue, and the chunks of a
+``map`` (one item carries a whole chunk; ``map`` has its own figures) are
+counted but not timed.
 """
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left as _bucket_of
 from collections.abc import Callable
 from time import monotonic as _monotonic
@@ -41,6 +43,8 @@ TimingMirror = Callable[[float, float, float], None]
 COUNTS = ("submitted", "batches", "leases", "completed", "failed", "cancelled")
 #: The item timings, in histogram order.
 TIMES = ("queue", "run", "latency")
+
+logger = logging.getLogger("neoleasepool.grinder")
 
 _INDEX = {name: index for index, name in enumerate(COUNTS)}
 
@@ -74,7 +78,7 @@ class ItemCounts:
         if error is not None:  # (its call may be forgotten already)
             self.failures.record(item.name() if item.fn else raised_in(error), error)
         started = item.started_at
-        if not started or not self.timing or how == "cancelled":
+        if not started or not self.timing or how == "cancelled" or not item.timed:
             return
         now = _monotonic()
         submitted = item.enqueued_at
@@ -88,7 +92,10 @@ class ItemCounts:
         sums[2] += latency
         mirror = self.mirror
         if mirror is not None:
-            mirror(queue, run, latency)
+            try:
+                mirror(queue, run, latency)
+            except Exception:  # the item ends regardless (logged at DEBUG)
+                logger.debug("timing mirror failed", exc_info=True)
 
     def counts(self) -> dict[str, int]:
         """Each counter's total, by name."""

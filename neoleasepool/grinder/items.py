@@ -131,6 +131,9 @@ class _ItemFields:
     requeued: bool  # put back once after a broken pool refused it unrun
     #: Travels alone in its own executor call (map chunks, timed items).
     solo = False
+    #: Its queue, run and latency seconds go to the grinder's timings (not
+    #: a map chunk's, which are a whole chunk's).
+    timed = True
     #: Its time limits; only the timed item classes have any.
     limits: Limits | None = None
 
@@ -248,6 +251,7 @@ class MapChunkItem(TimedAsyncItem):
     if any, are the whole chunk's."""
 
     __slots__ = ()
+    timed = False
 
     def name(self) -> str:
         function = self.args[0] if self.args else self.fn  # run_map_chunk(fn, ...)

@@ -63,6 +63,7 @@ class ItemQueue:
         """Return ``items`` (taken by a batch, never run) to the head, in order."""
         for item in reversed(items):
             item.state = QUEUED
+            item.started_at = 0.0  # it waits again
             if item.solo:
                 self._solo.appendleft(item)
                 self._solo_pending += 1

@@ -121,6 +121,17 @@ class StatsMethods:
             TimeoutError: If the loop does not answer in time.
         """
         timeout = check_optional_timeout("timeout", timeout)
+        return self.stats_later().result(timeout)
+
+    def stats_later(self) -> concurrent.futures.Future[Stats]:
+        """:meth:`stats`, taken on the grinder's loop, as a future (from
+        another thread; cancelling the future before the loop gets to it
+        drops the request). Lets a reader ask several grinders at once.
+
+        Raises:
+            LeasePoolNotStartedError: If the grinder is not started.
+            WrongLoopError: If called on the grinder's own loop thread.
+        """
         loop = self._binding.require_foreign_thread(
             "stats_from_thread", "stats() or await astats()"
         )
@@ -146,5 +157,11 @@ class StatsMethods:
             raise LeasePoolNotStartedError(
                 "WorkGrinder.stats_from_thread(): the grinder's loop is closed"
             ) from None
-        return answer.result(timeout)
+        return answer
 
+    def item_counts(self) -> Stats:
+        """The counting part of :meth:`stats` (``items_*``, ``batches_run``,
+        ``leases_acquired``, the lane's counts), read from any thread
+        without a hop to the loop: what a reader can still show of a grinder
+        whose loop does not answer."""
+        return dict(self._intake.stats())

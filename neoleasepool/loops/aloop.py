@@ -251,6 +251,7 @@ class ALoop(LoopPortal):
         finally:
             with self._lock:
                 self._accepting = False
+            self.lag.stop()
             asyncio.set_event_loop(None)
             loop.close()
             self._thread_id = None

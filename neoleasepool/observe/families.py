@@ -159,6 +159,8 @@ def _manager(f: _Families, m: dict[str, Any]) -> None:
 
 
 def _grinder(f: _Families, g: GrinderReading) -> None:
+    """A grinder's families; an unresponsive one (no answer from its loop)
+    has its counters and timings but no gauges."""
     s = g.stats
     labels = {"grinder": s["name"], "manager": s["manager"]}
     timed_out = s["items_timed_out"]
@@ -166,11 +168,11 @@ def _grinder(f: _Families, g: GrinderReading) -> None:
     f("grinder_items_submitted_total").add(s["items_submitted"], **labels)
     for outcome, count in zip(OUTCOMES, ended, strict=True):
         f("grinder_items_total").add(count, **labels, outcome=outcome)
-    f("grinder_queue_depth").add(s["pending"], **labels)
-    f("grinder_oldest_wait_seconds").add(s["oldest_wait_seconds"], **labels)
-    f("grinder_items_running").add(s["running"], **labels)
+    f("grinder_queue_depth").add(s.get("pending"), **labels)
+    f("grinder_oldest_wait_seconds").add(s.get("oldest_wait_seconds"), **labels)
+    f("grinder_items_running").add(s.get("running"), **labels)
     f("grinder_items_overdue").add(s["items_overdue"], **labels)
-    f("grinder_batches_in_flight").add(s["batches_in_flight"], **labels)
+    f("grinder_batches_in_flight").add(s.get("batches_in_flight"), **labels)
     f("grinder_batches_total").add(s["batches_run"], **labels)
     for timing in ("queue", "run", "latency"):
         f(f"grinder_item_{timing}_seconds").add(g.timings.get(timing), **labels)

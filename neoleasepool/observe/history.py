@@ -70,14 +70,14 @@ class GrinderSample:
         clock: When it was taken, in seconds of a monotonic clock (for
             rates and order: the wall clock may be set back).
         ended: Items completed or failed so far (cancelled items did no work).
-        pending: Items in the queue.
+        pending: Items in the queue (``None`` if its loop did not answer).
         latency: The latency histogram, ``None`` with ``metrics=False``.
     """
 
     time: float
     clock: float
     ended: int
-    pending: int
+    pending: int | None
     latency: HistogramSnapshot | None
 
     @classmethod
@@ -88,7 +88,7 @@ class GrinderSample:
             time,
             clock,
             int(stats["items_completed"]) + int(stats["items_failed"]),
-            int(stats["pending"]),
+            None if stats.get("pending") is None else int(stats["pending"]),
             grinder.timings.get("latency"),
         )
 

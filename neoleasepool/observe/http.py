@@ -124,7 +124,10 @@ def parse_head(head: bytes) -> Request:
         raise HttpError(400, "unsupported HTTP version")
     if not target.isascii():
         raise HttpError(400, "malformed request target")
-    url = urllib.parse.urlsplit(target)
+    try:
+        url = urllib.parse.urlsplit(target)
+    except ValueError:  # e.g. "//[::1/x"
+        raise HttpError(400, "malformed request target") from None
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
@@ -134,7 +137,10 @@ def parse_head(head: bytes) -> Request:
         if name in headers and name in ("host", "authorization"):
             raise HttpError(400, f"more than one {name} header")
         headers[name] = value.strip(" \t")
-    query = urllib.parse.parse_qs(url.query, keep_blank_values=True, max_num_fields=64)
+    try:
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True, max_num_fields=64)
+    except ValueError:  # more than 64 fields
+        raise HttpError(400, "malformed or oversized query string") from None
     return Request(method, url.path, query, headers)
 
 

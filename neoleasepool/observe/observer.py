@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from ..exceptions import WrongLoopError
+from ..exceptions import LeasePoolNotStartedError, WrongLoopError
 from ..supervision.core import SupervisorCore
 from .families import families
 from .prometheus import render
@@ -25,8 +25,10 @@ class SupervisorObserver:
 
     def __init__(self, supervisor: SupervisorCore) -> None:
         self.supervisor = supervisor
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._server: StatusServer | None = None
+        self._token: str | None = None
+        self._closes = 0  # close() calls: a start that sees this change lost a race
 
     def __repr__(self) -> str:
         url = self._server.url if self._server else None
@@ -53,20 +55,53 @@ class SupervisorObserver:
         )
 
     def serve_status(self, port: int, host: str, token: str | None) -> str:
-        """Start the status server once; its URL."""
-        with self._lock:
-            if self._server is None or self._server.closed:
-                loop = self.supervisor.aloop
-                if loop is None:
-                    raise RuntimeError("the supervisor's loop is not running")
-                server = StatusServer(self, loop, host=host, port=port, token=token)
-                server.start()
-                self._server = server
-            return self._server.url
+        """Start the status server once; its URL.
+
+        Asked again while it serves, with the same address and token (or
+        ``port=0``), gives the same URL.
+
+        Raises:
+            LeasePoolNotStartedError: If the supervisor is not running, or
+                stopped while the server was starting (the server is then
+                closed again: nothing is left on a stopping supervisor).
+            ValueError: If it already serves on another address or with
+                another token.
+        """
+        with self._lock:  # (an RLock: a stop from a signal handler may come in)
+            server = self._server
+            if server is not None and not server.closed:
+                self._check_same(server, port, host, token)
+                return server.url
+            loop = self.supervisor.aloop
+            if loop is None or not self.supervisor.active:
+                raise LeasePoolNotStartedError(
+                    "serve_status() needs a running supervisor (call start() first)"
+                )
+            closes = self._closes
+            server = StatusServer(self, loop, host=host, port=port, token=token)
+            server.start()
+            if self._closes != closes or not self.supervisor.active:
+                server.close()  # the supervisor stopped meanwhile
+                raise LeasePoolNotStartedError(
+                    "the supervisor stopped while its status page was starting"
+                )
+            self._server, self._token = server, token
+            return server.url
+
+    def _check_same(self, server: StatusServer, port: int, host: str, token: str | None) -> None:
+        wanted = "127.0.0.1" if host.lower() == "localhost" else host
+        if wanted != server.host or (port and port != server.port) or token != self._token:
+            raise ValueError(
+                f"the status page already serves at {server.url} (host {server.host!r}, "
+                f"port {server.port}, {'a' if self._token else 'no'} token); it serves "
+                "once per run of the supervisor"
+            )
 
     def close(self) -> None:
-        """Stop the status server, if one runs."""
+        """Stop the status server, if one runs (the supervisor stops); a
+        server still starting is closed by its own ``serve_status``."""
         with self._lock:
+            self._closes += 1
             server, self._server = self._server, None
         if server is not None:
             server.close()

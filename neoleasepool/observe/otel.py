@@ -11,10 +11,11 @@
   queue, run and latency seconds (a grinder made later is picked up at the
   next collection; ``metrics=False`` grinders give none).
 
-Names follow OpenTelemetry's style and come back unchanged through its
-Prometheus exporter: ``neoleasepool_grinder_item_latency_seconds`` is
-``neoleasepool.grinder.item_latency`` with unit ``s``, and a counter loses
-its ``_total``. Labels become attributes.
+Names follow OpenTelemetry's style and come back as ours through its
+Prometheus exporter (``tests/test_otel.py`` checks every one):
+``neoleasepool_grinder_item_latency_seconds`` is
+``neoleasepool.grinder.item_latency`` with unit ``s``, a counter loses its
+``_total``, and counts have no unit. Labels become attributes.
 
 Trace context needs nothing from here: grinder items and ``lease.run`` on
 threads already run in a copy of the caller's ``contextvars`` context, so
@@ -26,11 +27,13 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._util.tally import TIME_BUCKETS
 from .._version import __version__
+from ..grinder.facade import WorkGrinder
 from ..supervision.core import SupervisorCore
 from ..sync.grinder import SupervisedWorkGrinder
 from .families import CATALOG, PREFIX, families
@@ -48,8 +51,10 @@ _TIMINGS = ("queue", "run", "latency")
 
 
 def otel_name(name: str) -> tuple[str, str]:
-    """The OpenTelemetry name and unit of a catalog metric."""
-    unit = "1"
+    """The OpenTelemetry name and unit of a catalog metric (counts have no
+    unit: OpenTelemetry's Prometheus exporter would turn ``"1"`` on a gauge
+    into a ``_ratio`` suffix)."""
+    unit = ""
     if name.endswith("_total"):
         name = name[: -len("_total")]
     if name.endswith("_seconds"):
@@ -109,7 +114,9 @@ class OtelBridge:
         self._lock = threading.Lock()
         self._cached: tuple[float, dict[str, Family]] | None = None
         self._closed = False
-        self._mirrored: dict[str, SupervisedWorkGrinder] = {}
+        # The grinders given a mirror, by the grinder object itself (a new
+        # grinder under an old name gets its own), without keeping them.
+        self._mirrored: weakref.WeakSet[WorkGrinder] = weakref.WeakSet()
         self._histograms: dict[str, Histogram] = {}
         for name, (kind, _, meaning) in CATALOG.items():
             otel, unit = otel_name(name)
@@ -132,9 +139,10 @@ class OtelBridge:
         """Stop: callbacks observe nothing more, and grinders stop mirroring."""
         with self._lock:
             self._closed = True
-            mirrored, self._mirrored = self._mirrored, {}
-        for facade in mirrored.values():
-            facade.grinder.set_timing_mirror(None)
+            mirrored = list(self._mirrored)
+            self._mirrored.clear()
+        for grinder in mirrored:
+            grinder.set_timing_mirror(None)
 
     # ------------------------------------------------------------ callbacks
 
@@ -154,10 +162,10 @@ class OtelBridge:
             if self._closed:
                 return {}
             now = time.monotonic()
+            self._attach_mirrors_locked()  # grinders made since the last callback
             if self._cached is None or now - self._cached[0] > READING_REUSE_SECONDS:
                 reading = read(self.supervisor)
                 self._cached = (now, {f.name: f for f in families(reading)})
-                self._attach_mirrors_locked()
             return self._cached[1]
 
     # -------------------------------------------------------------- mirrors
@@ -169,15 +177,13 @@ class OtelBridge:
     def _attach_mirrors_locked(self) -> None:
         """Give each supervised grinder not mirrored yet its timing mirror."""
         for scheduler in self.supervisor.get_schedulers().values():
-            if (
-                isinstance(scheduler, SupervisedWorkGrinder)
-                and scheduler.name not in self._mirrored
-            ):
+            if not isinstance(scheduler, SupervisedWorkGrinder):
+                continue
+            grinder = scheduler.grinder
+            if grinder not in self._mirrored:
                 attributes = {"grinder": scheduler.name, "manager": scheduler.manager.name}
-                scheduler.grinder.set_timing_mirror(
-                    functools.partial(_record, self._histograms, attributes)
-                )
-                self._mirrored[scheduler.name] = scheduler
+                grinder.set_timing_mirror(functools.partial(_record, self._histograms, attributes))
+                self._mirrored.add(grinder)
 
 
 def _record(

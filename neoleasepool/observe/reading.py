@@ -15,6 +15,7 @@ this reading.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ __all__ = ["GrinderReading", "Reading", "read"]
 
 logger = logging.getLogger("neoleasepool.observe")
 
-#: The longest wait for a grinder's loop to answer during a reading.
+#: The longest wait for the grinders' loops to answer a reading (all at once).
 HOP_TIMEOUT_SECONDS = 2.0
 
 
@@ -65,7 +66,14 @@ class Reading:
 
 def read(supervisor: SupervisorCore) -> Reading:
     """Read ``supervisor`` and its parts (not on an event loop's thread:
-    grinders are read on their loops, with a hop)."""
+    grinders are read on their loops, all at once, waiting at most
+    :data:`HOP_TIMEOUT_SECONDS` in all).
+
+    A grinder whose loop does not answer in time is still in the reading,
+    with ``state`` ``"unresponsive"`` and what can be read without its loop
+    (its counts, timings and failures): a part in trouble must not vanish
+    from the page and the scrape.
+    """
     own = supervisor.aloop
     reading = Reading(
         time=time.time(),
@@ -75,26 +83,39 @@ def read(supervisor: SupervisorCore) -> Reading:
     )
     reading.aloops = list(reading.supervisor.get("aloops", []))
     reading.job_schedulers = list(reading.supervisor.get("async_job_schedulers", []))
+    asked: list[tuple[SupervisedWorkGrinder, concurrent.futures.Future[Stats]]] = []
     for name, scheduler in supervisor.get_schedulers().items():
         try:
-            _read_scheduler(reading, scheduler)
-        except (LeasePoolError, TimeoutError, RuntimeError) as exc:
+            if isinstance(scheduler, SupervisedWorkGrinder):
+                asked.append((scheduler, scheduler.stats_later()))
+            else:
+                _read_scheduler(reading, scheduler)
+        except (LeasePoolError, RuntimeError) as exc:
             # Stopped or stopping between the listing and the read.
             logger.debug("scheduler left out of a reading name=%s error=%r", name, exc)
+    concurrent.futures.wait([future for _, future in asked], timeout=HOP_TIMEOUT_SECONDS)
+    for grinder, future in asked:
+        reading.grinders.append(_grinder_reading(grinder, future))
     return reading
+
+
+def _grinder_reading(
+    grinder: SupervisedWorkGrinder, future: concurrent.futures.Future[Stats]
+) -> GrinderReading:
+    names = {"name": grinder.name, "manager": grinder.manager.name}
+    stats: Stats | None = None
+    if future.done() and not future.cancelled() and future.exception() is None:
+        stats = {**names, **future.result()}
+    else:
+        future.cancel()  # its loop never got to it: nothing runs later
+        logger.debug("grinder did not answer a reading in time name=%s", grinder.name)
+        stats = {**names, "state": "unresponsive", **grinder.grinder.item_counts()}
+    return GrinderReading(stats, grinder.item_timings(), grinder.recent_failures())
 
 
 def _read_scheduler(reading: Reading, scheduler: object) -> None:
     if isinstance(scheduler, SupervisedLeaseManager):
         reading.managers.append(scheduler.stats())
-    elif isinstance(scheduler, SupervisedWorkGrinder):
-        reading.grinders.append(
-            GrinderReading(
-                scheduler.stats(timeout=HOP_TIMEOUT_SECONDS),
-                scheduler.item_timings(),
-                scheduler.recent_failures(),
-            )
-        )
     elif isinstance(scheduler, BackgroundWorker):
         stats = scheduler.stats()
         reading.workers.append(stats)

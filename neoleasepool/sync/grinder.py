@@ -183,6 +183,24 @@ class SupervisedWorkGrinder(FacadeBase):
                 snapshot = self.grinder.stats()
         return {"name": self.name, "manager": self.manager.name, **snapshot}
 
+    def stats_later(self) -> concurrent.futures.Future[Stats]:
+        """The grinder's own snapshot (:meth:`WorkGrinder.stats_later`,
+        without the scheduler name) as a future: ask several grinders at
+        once, then wait for all with one deadline and cancel what is left."""
+        if not self.aloop.in_loop_thread() and not self._closed and self.aloop.active:
+            try:
+                return self.grinder.stats_later()
+            except LeasePoolNotStartedError:
+                pass  # stopped meanwhile: a stopped grinder answers on any thread
+        done: concurrent.futures.Future[Stats] = concurrent.futures.Future()
+        done.set_result(self.grinder.stats())
+        return done
+
+    def item_counts(self) -> Stats:
+        """The grinder's counts from any thread, without a hop
+        (:meth:`WorkGrinder.item_counts`), with its name and manager."""
+        return {"name": self.name, "manager": self.manager.name, **self.grinder.item_counts()}
+
     def item_timings(self) -> dict[str, HistogramSnapshot]:
         """The grinder's item timings (:meth:`WorkGrinder.item_timings`), from any thread."""
         return self.grinder.item_timings()
