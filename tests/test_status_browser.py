@@ -29,11 +29,35 @@ from .support import wait_until
 from .test_status_page import Served, serve_a_supervisor, sometimes_fails
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _apt_can_install() -> bool:
+    """Whether Debian's chromium could be installed here (apt-get, as root
+    or with sudo that needs no password): then its absence is a failure."""
+    if shutil.which("apt-get") is None:
+        return False
+    if os.geteuid() == 0:
+        return True
+    sudo = shutil.which("sudo")
+    return sudo is not None and subprocess.run(
+        [sudo, "-n", "true"], capture_output=True, check=False
+    ).returncode == 0
+
+
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless Chromium is not installed: run tools/need_chromium.sh "
-    "(as root: apt-get install -y chromium), or make test, which runs it",
+    CHROMIUM is None and not _apt_can_install(),
+    reason="headless Chromium is not installed and apt-get cannot install it here "
+    "(no apt-get, or not root): install Chromium to run the browser test",
 )
+
+
+@pytest.fixture(autouse=True)
+def chromium_present() -> None:
+    if CHROMIUM is None:  # apt-get could have installed it: that is a failure
+        pytest.fail(
+            "headless Chromium is missing although apt-get can install it here: run "
+            "tools/need_chromium.sh (make test runs it first), or apt-get install -y chromium"
+        )
 
 #: Seconds Chromium may take for one page before it is killed.
 CHROMIUM_TIMEOUT = 90
