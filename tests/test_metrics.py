@@ -4,8 +4,10 @@ prometheus_client's own parser against the parts' ``stats()``."""
 from __future__ import annotations
 
 import _thread
+import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import math
 import re
@@ -20,7 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from neoleasepool import (
     BackgroundIntervalWorker,
+    LeasedExecutorManager,
     TaskSupervisor,
+    WorkGrinder,
     WrongLoopError,
     time_limited,
 )
@@ -30,8 +34,9 @@ from neoleasepool.observe.families import families as families_of
 from neoleasepool.observe.model import Family
 from neoleasepool.observe.prometheus import render
 from neoleasepool.observe.reading import HOP_TIMEOUT_SECONDS, read
+from neoleasepool.observe.standalone import metrics_text_of
 
-from .support import started_supervisor, wait_until
+from .support import run, started_supervisor, wait_until
 
 DOC = Path(__file__).resolve().parents[1] / "doc" / "observability.md"
 
@@ -410,3 +415,41 @@ def test_offloaded_work_sees_its_callers_context_on_threads(sup: TaskSupervisor)
         t.join(30)
     assert results == {**{f"t{i}": f"t{i}" for i in range(4)},
                        **{f"t{i}-lease": f"t{i}" for i in range(4)}}
+
+
+# ------------------------------------------------ without a supervisor
+
+
+def test_parts_run_without_a_supervisor_have_the_same_metrics() -> None:
+    async def main() -> tuple[str, str]:
+        manager = LeasedExecutorManager(max_pools=2)
+        await manager.start()
+        grinder = WorkGrinder(executor_manager=manager, max_wait_seconds=0.01)
+        await grinder.start()
+        try:
+            assert await asyncio.gather(*(grinder.submit(abs, -i) for i in range(9))) == list(
+                range(9)
+            )
+            parts: dict[str, Any] = {"managers": {"cpu": manager}, "grinders": {"jobs": grinder}}
+            on_loop = metrics_text_of(**parts)  # on the grinder's loop: no hop
+            from_thread = await asyncio.to_thread(functools.partial(metrics_text_of, **parts))
+            return on_loop, from_thread
+        finally:
+            await grinder.stop()
+            await manager.stop()
+
+    for text in run(main()):
+        families = parse(text)
+        labels = {"grinder": "jobs", "manager": "cpu"}
+        assert value(families, "neoleasepool_grinder_items_total", outcome="ok", **labels) == 9
+        assert value(families, "neoleasepool_grinder_item_latency_seconds_count", **labels) == 9
+        assert value(families, "neoleasepool_manager_pools_max", manager="cpu",
+                     backend="thread") == 2
+        assert "neoleasepool_supervisor_active" not in families
+
+
+def test_parts_without_a_supervisor_are_checked() -> None:
+    with pytest.raises(ValueError, match="must be a LeasedExecutorManager"):
+        metrics_text_of(managers={"cpu": object()})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="non-empty strings"):
+        metrics_text_of(grinders={"": object()})  # type: ignore[dict-item]

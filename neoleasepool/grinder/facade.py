@@ -131,6 +131,11 @@ class WorkGrinder(MapMethods, StatsMethods):
         self._batch_numbers = itertools.count(1)
         self._maps = MapRuns()
 
+    @property
+    def executor_manager(self) -> GrinderManager:
+        """The manager this grinder leases from."""
+        return self._manager
+
     def __repr__(self) -> str:
         state = "stopping" if self._stopping else ("started" if self._started else "idle")
         if self._breaker.broken and self._started:

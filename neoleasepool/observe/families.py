@@ -122,6 +122,8 @@ def families(reading: Reading) -> list[Family]:
 
 def _supervisor(f: _Families, reading: Reading) -> None:
     sup = reading.supervisor
+    if not sup:  # parts read without a supervisor (standalone.py)
+        return
     labels = {"supervisor": sup["id"]}
     own = reading.own_loop or {}
     f("supervisor_active").add(sup["active"], **labels)
