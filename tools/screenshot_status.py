@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from neoleasepool import BackgroundIntervalWorker, TaskSupervisor
-from neoleasepool.cli.demo import fingerprint, read_sensor
+from neoleasepool.cli.fleet import fingerprint, read_sensor
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = [
