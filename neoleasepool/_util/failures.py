@@ -56,7 +56,6 @@ class FailureLog:
 
     def __init__(self, kept: int = KEPT) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=kept)
-        self.recorded = 0  # how many ever (approximate under races; for display)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,7 +69,6 @@ class FailureLog:
             "error": type(error).__name__,
             "message": cut(_text_of(error)),
         })
-        self.recorded += 1
 
     def recent(self) -> list[dict[str, Any]]:
         """The kept failures, oldest first (JSON-serialisable copies)."""

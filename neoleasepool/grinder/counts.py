@@ -28,7 +28,7 @@ from time import monotonic as _monotonic
 from typing import TYPE_CHECKING
 
 from .._util.failures import FailureLog, raised_in
-from .._util.tally import TIME_BUCKETS, HistogramSnapshot, Tally
+from .._util.tally import HistogramSnapshot, Tally
 
 if TYPE_CHECKING:
     from .items import Item
@@ -56,7 +56,7 @@ class ItemCounts:
         self.timing = timing
         self._tally = Tally(COUNTS, TIMES if timing else ())
         self._local = self._tally.local
-        self._bounds = TIME_BUCKETS
+        self._bounds = self._tally.bounds
         #: The last failed items: function name and error, never arguments.
         self.failures = FailureLog()
         #: Also given each item's timings (the OpenTelemetry bridge), or ``None``.

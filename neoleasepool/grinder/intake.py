@@ -18,7 +18,6 @@ from typing import Any
 
 from .._util.loops import LoopBinding
 from .._util.mailbox import Mailbox
-from .._util.tally import HistogramSnapshot
 from ..exceptions import LeasePoolNotStartedError
 from .counts import ItemCounts
 from .handoff import WAIT_LIMIT_SECONDS, Handoff
@@ -63,12 +62,13 @@ class Intake:
         # batcher, settling); other threads only read ``handoff`` once per
         # offer (an earlier run's hand-off is closed and refuses) and reach
         # the rest through the mailbox or ``call_soon_threadsafe``.
-        # ``_counts`` is fed from any thread (an item's end is counted by
+        # ``tally`` is fed from any thread (an item's end is counted by
         # whichever thread decided its future), each on its own shard.
         self.handoff = self.new_handoff()
         self.running: set[Item] = set()  # the current run's items taken by batches
         self._inbox: Mailbox[ThreadItem] = Mailbox(self._take_inbox)
-        self._counts = ItemCounts(timing)
+        #: The item counts, timings and last failures (:mod:`.counts`).
+        self.tally = ItemCounts(timing)
         #: Items copy their submitter's context (set per run from the
         #: backend: only calls run on this process's threads can use it).
         self.carries_context = False
@@ -199,7 +199,7 @@ class Intake:
 
     def item_ended(self, item: Item, how: str, error: BaseException | None = None) -> None:
         """An item's future reached its final state (any thread)."""
-        self._counts.ended(item, how, error)
+        self.tally.ended(item, how, error)
 
     def item_started(self, item: Item, at: float) -> None:
         """A timed item started on a worker thread (that thread): arm its limit."""
@@ -231,23 +231,10 @@ class Intake:
     # ---------------------------------------------------------------- counts
 
     def count(self, what: str, n: int = 1) -> None:
-        self._counts.count(what, n)
+        self.tally.count(what, n)
 
     def counts(self) -> dict[str, int]:
-        return self._counts.counts()
-
-    @property
-    def counts_and_times(self) -> ItemCounts:
-        """The item counts and timings (:mod:`.counts`)."""
-        return self._counts
-
-    def failures(self) -> list[dict[str, Any]]:
-        """The last failed items (function name, error type and message)."""
-        return self._counts.failures.recent()
-
-    def timings(self) -> dict[str, HistogramSnapshot]:
-        """The item timings (empty with timing off)."""
-        return self._counts.snapshot()[1]
+        return self.tally.counts()
 
     def stats(self) -> dict[str, Any]:
         """The grinder's item and hand-off counts, across runs, for ``stats()``."""

@@ -91,20 +91,20 @@ class StatsMethods:
         seconds since the grinder was made (see ``grinder/counts.py`` for
         what each measures); empty with ``metrics=False``. Safe from any
         thread, without a hop to the loop."""
-        return self._intake.timings()
+        return self._intake.tally.snapshot()[1]
 
     def set_timing_mirror(self, mirror: TimingMirror | None) -> None:
         """Also hand each timed item's ``(queue, run, latency)`` seconds to
         ``mirror``, on the thread that ended the item (the OpenTelemetry
         bridge records them in its histograms); ``None`` stops it. Nothing
         is mirrored with ``metrics=False``."""
-        self._intake.counts_and_times.mirror = mirror
+        self._intake.tally.mirror = mirror
 
     def recent_failures(self) -> list[dict[str, Any]]:
         """The last items that failed, oldest first: when, the function's
         name, the error's type and its message cut short (never the
         arguments or results). Safe from any thread."""
-        return self._intake.failures()
+        return self._intake.tally.failures.recent()
 
     async def astats(self) -> Stats:
         """:meth:`stats`, awaited on the grinder's loop."""

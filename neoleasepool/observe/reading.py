@@ -102,14 +102,12 @@ def read(supervisor: SupervisorCore) -> Reading:
 def _grinder_reading(
     grinder: SupervisedWorkGrinder, future: concurrent.futures.Future[Stats]
 ) -> GrinderReading:
-    names = {"name": grinder.name, "manager": grinder.manager.name}
-    stats: Stats | None = None
     if future.done() and not future.cancelled() and future.exception() is None:
-        stats = {**names, **future.result()}
+        stats = {"name": grinder.name, "manager": grinder.manager.name, **future.result()}
     else:
         future.cancel()  # its loop never got to it: nothing runs later
         logger.debug("grinder did not answer a reading in time name=%s", grinder.name)
-        stats = {**names, "state": "unresponsive", **grinder.grinder.item_counts()}
+        stats = {**grinder.item_counts(), "state": "unresponsive"}
     return GrinderReading(stats, grinder.item_timings(), grinder.recent_failures())
 
 

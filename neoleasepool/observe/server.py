@@ -206,14 +206,15 @@ class StatusServer:
         server = self._server
         if server is not None:
             # Stop accepting first, and close the sockets only once the
-            # connections just accepted are set up (two loop turns): on
+            # connections just accepted are set up (a few loop turns): on
             # CPython 3.11 a connection whose transport is made after
             # Server.close() is dropped without its socket being closed.
             loop = asyncio.get_running_loop()
             for sock in server.sockets:
+                # (a proactor loop, on Windows, has no readers to remove)
                 with contextlib.suppress(NotImplementedError):
                     loop.remove_reader(sock.fileno())
-            for _ in range(3):
+            for _ in range(3):  # loop turns, not a wait for time to pass
                 await asyncio.sleep(0)
             server.close()
         clients = dict(self._clients)

@@ -126,19 +126,25 @@ def _grinder(g: GrinderReading, history: History) -> dict[str, Any]:
         "name": name,
         "manager": str(s.get("manager")),
         "state": str(s.get("state")),
-        "pending": _num(s.get("pending")),
-        "running": _num(s.get("running")),
-        "batches_in_flight": _num(s.get("batches_in_flight")),
-        "oldest_wait_seconds": _num(s.get("oldest_wait_seconds")),
-        "submitted": _num(s.get("items_submitted")),
-        "completed": _num(s.get("items_completed")),
-        "failed": _num(s.get("items_failed")),
-        "cancelled": _num(s.get("items_cancelled")),
-        "timed_out": _num(s.get("items_timed_out")),
+        **{shown: _num(s.get(key)) for shown, key in _GRINDER_FIGURES},
         "latency_measured": measured,
         "minute": minute,
         "series": series,
     }
+
+
+#: A grinder's figures on the page: (``status.json`` key, ``stats()`` key).
+_GRINDER_FIGURES = (
+    ("pending", "pending"),
+    ("running", "running"),
+    ("batches_in_flight", "batches_in_flight"),
+    ("oldest_wait_seconds", "oldest_wait_seconds"),
+    ("submitted", "items_submitted"),
+    ("completed", "items_completed"),
+    ("failed", "items_failed"),
+    ("cancelled", "items_cancelled"),
+    ("timed_out", "items_timed_out"),
+)
 
 
 def _aloops(reading: Reading, history: History) -> list[dict[str, Any]]:
