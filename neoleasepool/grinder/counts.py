@@ -64,7 +64,7 @@ class ItemCounts:
 
     def count(self, what: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``what`` (any thread)."""
-        self._tally.shard().counts[_INDEX[what]] += n
+        self._tally.add(_INDEX[what], n)
 
     def ended(self, item: Item, how: str, error: BaseException | None = None) -> None:
         """Count ``item``'s end as ``how`` and, if it ran, time it; keep

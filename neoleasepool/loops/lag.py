@@ -58,10 +58,11 @@ class LagProbe:
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         self._due = time.monotonic() + self.interval
-        loop.call_later(self.interval, self._fire, loop, loop.time() + self.interval)
+        loop.call_later(self.interval, self._fire, loop)
 
-    def _fire(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
-        lag = max(0.0, loop.time() - due)
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        due = self._due
+        lag = 0.0 if due is None else max(0.0, time.monotonic() - due)
         self.last = lag
         self._recent.append(lag)
         self._arm(loop)

@@ -326,7 +326,8 @@ class SupervisorCore(AsyncJobHost):
     ) -> str:
         """Serve the status page, ``/status.json``, ``/metrics`` and
         ``/healthz`` from the supervisor's loop until it stops; the page's
-        URL. Serving again returns the same URL.
+        URL. Asked again with the same address and token (or ``port=0``),
+        it returns the same URL.
 
         Args:
             port: TCP port; ``0`` picks a free one.
@@ -338,7 +339,8 @@ class SupervisorCore(AsyncJobHost):
         Raises:
             LeasePoolNotStartedError: If the supervisor is not running.
             ValueError: If ``host`` is not loopback and no ``token`` is
-                given, or an argument is invalid.
+                given, an argument is invalid, or it already serves on
+                another address or with another token.
             OSError: If the address cannot be bound.
         """
         self.require_active("serve_status()")
